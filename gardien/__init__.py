@@ -1,0 +1,3 @@
+"""Gardien: a self-hosted GDPR compliance engine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,119 @@
+"""The FastAPI application: wires the capabilities' routers onto one runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gardien import __version__
+from gardien.audit.api import router as audit_router
+from gardien.audit.service import Ledger
+from gardien.core.api import router as core_router
+from gardien.core.errors import PROBLEM_BASE, PROBLEM_JSON, install_error_handlers
+from gardien.core.runtime import Runtime
+from gardien.core.settings import Settings
+
+DESCRIPTION = """Self-hosted GDPR compliance engine.
+
+Authenticate with an API key: `Authorization: Bearer gdn_…`. Errors are RFC 9457
+`application/problem+json`. The ledger's formats are specified in `docs/ledger-format.md`.
+"""
+
+
+class BodySizeLimit:
+    """Answer 413 before reading a body larger than the limit, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.limit:
+                    await self._refuse(scope, send)
+                    return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(scope, send)
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        body = (
+            b'{"type":"' + PROBLEM_BASE.encode() + b'too-large","title":"Payload too large",'
+            b'"status":413,"detail":"the request body exceeds '
+            + str(self.limit).encode()
+            + b' bytes","instance":"'
+            + scope.get("path", "").encode("utf-8", "replace").replace(b'"', b"")
+            + b'"}'
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. Pass a runtime to share one with tests or an embedding program."""
+    own_runtime = runtime is None
+    runtime = runtime or Runtime.start(settings)
+    ledger = Ledger(runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ledger.start()
+        try:
+            yield
+        finally:
+            ledger.stop()
+            if own_runtime:
+                runtime.close()
+
+    app = FastAPI(title="Gardien", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.state.ledger = ledger
+    install_error_handlers(app)
+    app.include_router(core_router)
+    app.include_router(audit_router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
+    def healthz() -> dict[str, Any]:
+        with runtime.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
+    return app

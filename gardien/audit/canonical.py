@@ -1,0 +1,60 @@
+r"""RFC 8785 canonical bytes, fast.
+
+The ``rfc8785`` package is the reference, but costs ~65 µs for a typical event, more than the
+whole append budget. For "plain" values, orjson with sorted keys writes the same bytes in ~1.5 µs:
+- strings: RFC 8785 escapes exactly as orjson does (short escapes, ``\u00xx`` for other controls,
+  everything else as UTF-8);
+- keys: sorting by UTF-16 code units differs from orjson's code-point order only when keys hold
+  characters at or above U+E000, so such keys are not plain;
+- integers within ±(2^53 − 1), booleans, null;
+- floats that are finite, not integral and within [1e-4, 1e15) in magnitude: there both write the
+  shortest round-trip digits in plain decimal notation. Integral floats (ECMAScript writes ``1``,
+  orjson ``1.0``) and exponent forms go to the reference.
+``tests/test_canonical.py`` checks the two agree on generated values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import rfc8785
+
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+class CanonicalError(ValueError):
+    """The value has no RFC 8785 form (a NaN, an integer beyond 2^53, a non-string key…)."""
+
+
+def is_plain(value: Any) -> bool:
+    """True when orjson's sorted output is the RFC 8785 form of `value`."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is float:
+        magnitude = abs(value)
+        return bool(1e-4 <= magnitude < 1e15 and not value.is_integer())
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (key and max(key) >= "\ue000") or not is_plain(item):
+                return False
+        return True
+    if kind is list:
+        return all(is_plain(item) for item in value)
+    return False
+
+
+def canonical_bytes(value: Any, *, plain: bool | None = None) -> bytes:
+    """RFC 8785 bytes; pass `plain` when the caller already knows the answer of is_plain()."""
+    if plain if plain is not None else is_plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError as exc:  # lone surrogates
+            raise CanonicalError(str(exc)) from exc
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        raise CanonicalError(str(exc) or type(exc).__name__) from exc

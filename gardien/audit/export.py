@@ -1,0 +1,282 @@
+"""Signed exports of the ledger (JSON, JSONL, CSV), written in constant memory.
+
+The payload streams from the database to a file in ``seq`` order while its SHA-256 and the HMAC
+of its base64 text are computed on the fly; the manifest then names the covering checkpoint and
+is signed with the checkpoint key. The format is specified in docs/ledger-format.md §5.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Connection
+
+from gardien.audit.canonical import canonical_bytes
+from gardien.audit.checkpoint import NoteSigner, NoteVerifier
+from gardien.audit.models import EVENTS
+from gardien.audit.schemas import EventFilter, ExportFormat
+from gardien.core.clock import rfc3339, utcnow
+from gardien.core.keyring import HmacKey
+
+MANIFEST_SCHEMA = "gardien.audit.export/1"
+CSV_COLUMNS = [
+    "seq",
+    "id",
+    "occurred_at",
+    "recorded_at",
+    "module",
+    "action",
+    "crud",
+    "outcome",
+    "reason",
+    "actor_type",
+    "actor_id",
+    "actor_display",
+    "target_type",
+    "target_id",
+    "target_display",
+    "source_ip",
+    "source_user_agent",
+    "request_id",
+    "legal_basis",
+    "data_categories",
+    "changes",
+    "fields",
+    "leaf_hash",
+]
+
+
+def filtered(stmt: Select[Any], org_id: str, flt: EventFilter) -> Select[Any]:
+    """Apply an EventFilter; shared by the event list and exports so both select the same events."""
+    stmt = stmt.where(EVENTS.c.org_id == org_id)
+    if flt.since is not None:
+        stmt = stmt.where(EVENTS.c.occurred_at >= flt.since)
+    if flt.until is not None:
+        stmt = stmt.where(EVENTS.c.occurred_at < flt.until)
+    if flt.module is not None:
+        stmt = stmt.where(EVENTS.c.module == flt.module)
+    if flt.action is not None:
+        stmt = stmt.where(EVENTS.c.action == flt.action)
+    if flt.actor is not None:
+        stmt = stmt.where(EVENTS.c.actor_id == flt.actor)
+    if flt.target is not None:
+        stmt = stmt.where(EVENTS.c.target_id == flt.target)
+    if flt.target_type is not None:
+        stmt = stmt.where(EVENTS.c.target_type == flt.target_type)
+    if flt.outcome is not None:
+        stmt = stmt.where(EVENTS.c.outcome == flt.outcome)
+    return stmt
+
+
+class _Base64Hmac:
+    """HMAC of the base64 text of a stream, without holding the stream: encode in 3-byte units."""
+
+    def __init__(self, key: HmacKey) -> None:
+        self._mac = hmac.new(key.secret, digestmod=hashlib.sha256)
+        self._pending = b""
+
+    def update(self, data: bytes) -> None:
+        data = self._pending + data
+        cut = len(data) - len(data) % 3
+        self._mac.update(base64.b64encode(data[:cut]))
+        self._pending = data[cut:]
+
+    def hexdigest(self) -> str:
+        self._mac.update(base64.b64encode(self._pending))
+        self._pending = b""
+        return self._mac.hexdigest()
+
+
+class _DigestingWriter:
+    def __init__(self, handle: IO[bytes], key: HmacKey) -> None:
+        self.handle = handle
+        self.sha = hashlib.sha256()
+        self.b64mac = _Base64Hmac(key)
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+
+    def write(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.buffered += len(data)
+        if self.buffered >= 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        chunk = b"".join(self.buffer)
+        self.buffer.clear()
+        self.buffered = 0
+        self.sha.update(chunk)
+        self.b64mac.update(chunk)
+        self.handle.write(chunk)
+
+
+def _csv_row(doc: dict[str, Any], leaf: bytes) -> list[Any]:
+    actor = doc["actor"]
+    target = doc.get("target") or {}
+    source = doc.get("source") or {}
+    changes = doc.get("changes")
+    fields = doc.get("fields")
+    return [
+        doc["seq"],
+        doc["id"],
+        doc["occurred_at"],
+        doc["recorded_at"],
+        doc["module"],
+        doc["action"],
+        doc["crud"],
+        doc["outcome"],
+        doc.get("reason", ""),
+        actor["type"],
+        actor["id"],
+        actor.get("display", ""),
+        target.get("type", ""),
+        target.get("id", ""),
+        target.get("display", ""),
+        source.get("ip", ""),
+        source.get("user_agent", ""),
+        doc.get("request_id", ""),
+        doc.get("legal_basis", ""),
+        ";".join(doc.get("data_categories", [])),
+        canonical_bytes(changes).decode() if changes is not None else "",
+        canonical_bytes(fields).decode() if fields is not None else "",
+        leaf.hex(),
+    ]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    manifest: dict[str, Any]
+    payload_path: Path
+    manifest_path: Path
+
+
+def write_export(
+    conn: Connection,
+    *,
+    org_id: str,
+    export_id: str,
+    fmt: ExportFormat,
+    flt: EventFilter,
+    upto: int,
+    checkpoint_note: str,
+    directory: Path,
+    hmac_key: HmacKey,
+    signer: NoteSigner,
+) -> ExportResult:
+    """Export events with seq < upto matching the filter. Files appear only once complete."""
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = {"jsonl": "jsonl", "json": "json", "csv": "csv"}[fmt]
+    payload_path = directory / f"audit-{export_id}.{suffix}"
+    tmp_path = payload_path.with_suffix(".partial")
+    stmt = (
+        filtered(select(EVENTS.c.seq, EVENTS.c.canonical, EVENTS.c.leaf_hash), org_id, flt)
+        .where(EVENTS.c.seq < upto)
+        .order_by(EVENTS.c.seq)
+    )
+    count = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    with tmp_path.open("wb") as handle:
+        out = _DigestingWriter(handle, hmac_key)
+        text = io.StringIO()
+        table = csv.writer(text, lineterminator="\r\n")
+        if fmt == "json":
+            out.write(b"[")
+        elif fmt == "csv":
+            table.writerow(CSV_COLUMNS)
+        rows = conn.execution_options(stream_results=True, yield_per=5000).execute(stmt)
+        for seq, data, leaf in rows:
+            if fmt == "jsonl":
+                out.write(data + b"\n")
+            elif fmt == "json":
+                out.write(data if count == 0 else b"," + data)
+            else:
+                table.writerow(_csv_row(orjson.loads(data), leaf))
+                if text.tell() > 1 << 16:
+                    out.write(text.getvalue().encode())
+                    text.seek(0)
+                    text.truncate()
+            if first_seq is None:
+                first_seq = seq
+            last_seq = seq
+            count += 1
+        if fmt == "json":
+            out.write(b"]")
+        elif fmt == "csv":
+            out.write(text.getvalue().encode())
+        out.flush()
+        handle.flush()
+        os.fsync(handle.fileno())
+    manifest: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "export_id": export_id,
+        "org": org_id,
+        "created_at": rfc3339(utcnow()),
+        "format": fmt,
+        "filter": flt.as_manifest(),
+        "count": count,
+        "first_seq": first_seq,
+        "last_seq": last_seq,
+        "payload_sha256": out.sha.hexdigest(),
+        "payload_hmac": {
+            "alg": "HMAC-SHA256",
+            "kid": hmac_key.kid,
+            "input": "base64(payload)",
+            "digest": out.b64mac.hexdigest(),
+        },
+        "checkpoint": checkpoint_note,
+    }
+    manifest["signature"] = sign_manifest(manifest, signer)
+    manifest_path = Path(str(payload_path) + ".manifest.json")
+    manifest_path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    os.replace(tmp_path, payload_path)
+    return ExportResult(manifest, payload_path, manifest_path)
+
+
+def manifest_signing_bytes(manifest: dict[str, Any]) -> bytes:
+    return canonical_bytes({k: v for k, v in manifest.items() if k != "signature"})
+
+
+def sign_manifest(manifest: dict[str, Any], signer: NoteSigner) -> dict[str, str]:
+    signature = signer.sign_bytes(manifest_signing_bytes(manifest))
+    return {
+        "alg": "Ed25519",
+        "key_name": signer.name,
+        "key_id": signer.key_id.hex(),
+        "value": base64.b64encode(signature).decode(),
+    }
+
+
+def iter_payload_events(path: Path, fmt: str) -> Iterator[bytes]:
+    """Yield the canonical bytes of each event in a JSON or JSONL payload, streaming."""
+    if fmt == "jsonl":
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    raise ValueError("the JSONL payload does not end with a newline")
+                yield line[:-1]
+        return
+    events = orjson.loads(path.read_bytes())
+    if not isinstance(events, list):
+        raise ValueError("the JSON payload is not an array")
+    for event in events:
+        yield canonical_bytes(event)
+
+
+def verifier_for(manifest: dict[str, Any], verifiers: list[NoteVerifier]) -> NoteVerifier | None:
+    signature = manifest.get("signature") or {}
+    for verifier in verifiers:
+        if verifier.name == signature.get("key_name") and verifier.key_id.hex() == signature.get("key_id"):
+            return verifier
+    return None

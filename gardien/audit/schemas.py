@@ -1,0 +1,184 @@
+"""Shapes of the ledger's API: the v1 event as sent by applications, and what comes back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from ipaddress import ip_address
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+MODULE_PATTERN = r"^[a-z0-9_.\-]{1,64}$"
+ACTION_PATTERN = r"^[a-z0-9_\-]+(\.[a-z0-9_\-]+)*$"
+TYPE_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+CATEGORY_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
+
+Crud = Literal["create", "read", "update", "delete", "execute"]
+Outcome = Literal["success", "failure"]
+ExportFormat = Literal["json", "jsonl", "csv"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Party(_Strict):
+    type: str = Field(pattern=TYPE_PATTERN, examples=["user"])
+    id: str = Field(min_length=1, max_length=256, examples=["u-42"])
+    display: str | None = Field(default=None, max_length=256)
+
+
+class Source(_Strict):
+    ip: str | None = Field(default=None, max_length=45, description="IPv4 or IPv6 address")
+    user_agent: str | None = Field(default=None, max_length=512)
+
+    @field_validator("ip")
+    @classmethod
+    def _valid_ip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ip_address(value))
+        except ValueError as exc:
+            raise ValueError("not an IPv4 or IPv6 address") from exc
+
+
+class Changes(_Strict):
+    before: JsonValue = None
+    after: JsonValue = None
+
+
+class EventIn(_Strict):
+    """An audit event as the application sends it (schema v1, see docs/ledger-format.md)."""
+
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="When it happened; defaults to the time Gardien records it."
+    )
+    module: str = Field(pattern=MODULE_PATTERN, examples=["bookings"])
+    action: str = Field(max_length=128, pattern=ACTION_PATTERN, examples=["artist.update"])
+    crud: Crud
+    outcome: Outcome = "success"
+    reason: str | None = Field(default=None, max_length=2000)
+    actor: Party
+    target: Party | None = None
+    source: Source | None = None
+    request_id: str | None = Field(default=None, min_length=1, max_length=128)
+    changes: Changes | None = None
+    data_categories: list[Annotated[str, Field(pattern=CATEGORY_PATTERN, max_length=128)]] = Field(
+        default_factory=list, max_length=64
+    )
+    legal_basis: str | None = Field(default=None, pattern=r"^[a-z_]{1,64}$", examples=["contract"])
+    fields: dict[str, JsonValue] | None = None
+
+
+class EventBatchIn(_Strict):
+    events: list[EventIn] = Field(min_length=1, description="At most GARDIEN_AUDIT_MAX_BATCH events.")
+
+
+class Receipt(BaseModel):
+    """What an application keeps to prove later that Gardien accepted its event."""
+
+    id: str
+    seq: int
+    recorded_at: datetime
+    leaf_hash: str = Field(description="hex SHA-256(0x00 ‖ canonical bytes)")
+
+
+class BatchReceipt(BaseModel):
+    receipts: list[Receipt]
+
+
+class EventOut(BaseModel):
+    """An event as stored: its canonical JSON, parsed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: str = Field(alias="schema")
+    id: str
+    org: str
+    seq: int
+    occurred_at: str
+    recorded_at: str
+    module: str
+    action: str
+    crud: str
+    outcome: str
+    actor: dict[str, Any]
+
+
+class EventPage(BaseModel):
+    events: list[dict[str, Any]]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null at the end.")
+
+
+class EventFilter(_Strict):
+    """Filters shared by the event list and exports. All given members must match."""
+
+    since: AwareDatetime | None = Field(default=None, description="occurred_at ≥ since")
+    until: AwareDatetime | None = Field(default=None, description="occurred_at < until")
+    module: str | None = Field(default=None, pattern=MODULE_PATTERN)
+    action: str | None = Field(default=None, max_length=128, pattern=ACTION_PATTERN)
+    actor: str | None = Field(default=None, min_length=1, max_length=256, description="actor id")
+    target: str | None = Field(default=None, min_length=1, max_length=256, description="target id")
+    target_type: str | None = Field(default=None, pattern=TYPE_PATTERN)
+    outcome: Outcome | None = None
+
+    def as_manifest(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ExportRequest(_Strict):
+    format: ExportFormat = "jsonl"
+    filter: EventFilter = Field(default_factory=EventFilter)
+
+
+class CheckpointOut(BaseModel):
+    size: int
+    root: str = Field(description="base64 root hash")
+    note: str = Field(description="the C2SP signed note")
+    created_at: datetime
+
+
+class InclusionProofOut(BaseModel):
+    seq: int
+    leaf_hash: str = Field(description="base64")
+    tree_size: int
+    hashes: list[str] = Field(description="RFC 9162 inclusion path, base64, leaf side first")
+    checkpoint: CheckpointOut
+
+
+class ConsistencyProofOut(BaseModel):
+    old_size: int
+    new_size: int
+    hashes: list[str] = Field(description="RFC 9162 consistency path, base64")
+    old_checkpoint: CheckpointOut
+    new_checkpoint: CheckpointOut
+
+
+class PublicKeyOut(BaseModel):
+    kid: str
+    vkey: str = Field(description="C2SP verifier key: name+hexkeyid+base64(0x01‖key)")
+    created_at: str
+    retired_at: str | None
+
+
+class Finding(BaseModel):
+    seq: int | None
+    kind: str
+    detail: str
+
+
+class VerifyReport(BaseModel):
+    org: str
+    status: Literal["ok", "tampered", "unverifiable"]
+    events_checked: int
+    checkpoints_checked: int
+    first_seq: int
+    size: int
+    first_broken_seq: int | None
+    findings: list[Finding] = Field(description="Tampering first, then what could not be verified")
+    unsealed_tail: int = Field(
+        description="Events after the last checkpoint (protected by the MAC chain only)"
+    )
+    purged_before: int = Field(description="Events below this sequence were purged per manifest")
+    seconds: float

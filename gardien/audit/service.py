@@ -1,0 +1,379 @@
+"""The ledger: the one entry point other capabilities, the API and the CLI use."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import insert, select
+
+from gardien.audit import proofs
+from gardien.audit.export import ExportResult, filtered, write_export
+from gardien.audit.merkle import CompactRange
+from gardien.audit.models import EVENTS, EXPORTS, HEADS
+from gardien.audit.schemas import (
+    CheckpointOut,
+    ConsistencyProofOut,
+    EventFilter,
+    EventIn,
+    EventPage,
+    ExportFormat,
+    InclusionProofOut,
+    PublicKeyOut,
+    VerifyReport,
+)
+from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare
+from gardien.audit.signing import checkpoint_signer, trusted_verifiers
+from gardien.audit.verify import verify_org
+from gardien.audit.writer import LedgerWriter
+from gardien.core.clock import utcnow
+from gardien.core.db import write_transaction
+from gardien.core.errors import InvalidInput, NotFound, TooLarge
+from gardien.core.ids import new_id
+from gardien.core.runtime import Runtime
+
+MAX_PAGE = 1_000
+SYSTEM_ACTOR = {"type": "system", "id": "gardien", "display": "Gardien"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"after": seq})).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        after = raw["after"]
+        if type(after) is not int or after < -1:
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise InvalidInput(
+            "cursor: not a cursor this API returned",
+            [{"field": "cursor", "message": "invalid cursor", "type": "cursor"}],
+        ) from exc
+
+
+class Ledger:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        self.sealer = Sealer(
+            runtime.keyring,
+            checkpoint_every_events=settings.checkpoint_every_events,
+            checkpoint_every_seconds=settings.checkpoint_every_seconds,
+        )
+        self.writer = LedgerWriter(
+            runtime.engine,
+            self.sealer,
+            max_group=settings.group_commit_max,
+            checkpoint_interval=settings.checkpoint_every_seconds,
+        )
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start group commit and the checkpoint timer (the server and the worker do)."""
+        self.writer.start()
+        self.runtime.audit_sink = self._sink
+
+    def stop(self) -> None:
+        self.writer.stop()
+
+    def prepare(self, event: EventIn | Mapping[str, Any], *, field: str = "") -> PreparedEvent:
+        if not isinstance(event, EventIn):
+            try:
+                event = EventIn.model_validate(event)
+            except ValidationError as exc:
+                errors = [
+                    {
+                        "field": ".".join(str(p) for p in (field, *e["loc"]) if p != ""),
+                        "message": e["msg"],
+                        "type": e["type"],
+                    }
+                    for e in exc.errors()
+                ]
+                raise InvalidInput(
+                    "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors
+                ) from exc
+        return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
+
+    def prepare_batch(self, events: Sequence[EventIn | Mapping[str, Any]]) -> list[PreparedEvent]:
+        limit = self.runtime.settings.audit_max_batch
+        if len(events) > limit:
+            raise TooLarge(f"a batch holds at most {limit} events; this one has {len(events)}")
+        return [self.prepare(e, field=f"events.{i}") for i, e in enumerate(events)]
+
+    def append(self, org_id: str, event: EventIn | Mapping[str, Any]) -> Sealed:
+        return self.append_batch(org_id, [event])[0]
+
+    def append_batch(self, org_id: str, events: Sequence[EventIn | Mapping[str, Any]]) -> list[Sealed]:
+        """Validate then seal all events in one transaction: all are recorded, or none."""
+        prepared = self.prepare_batch(events)
+        return self.append_prepared(org_id, prepared)
+
+    def append_prepared(self, org_id: str, prepared: list[PreparedEvent]) -> list[Sealed]:
+        with write_transaction(self.runtime.engine) as conn:
+            return self.sealer.seal(conn, org_id, prepared, utcnow())
+
+    async def append_async(self, org_id: str, prepared: list[PreparedEvent]) -> list[Sealed]:
+        """Group-committed append; returns once the events are durable."""
+        return await asyncio.wrap_future(self.writer.submit(org_id, prepared))
+
+    def record(self, org_id: str, event: Mapping[str, Any]) -> Sealed:
+        """Record something Gardien itself did; used by every capability."""
+        fields = dict(event)
+        fields.setdefault("actor", SYSTEM_ACTOR)
+        prepared = [self.prepare(fields)]
+        if self.writer.running:
+            return self.writer.submit(org_id, prepared).result(timeout=60)[0]
+        return self.append_prepared(org_id, prepared)[0]
+
+    def _sink(self, org_id: str, event: dict[str, Any]) -> None:
+        self.record(org_id, event)
+
+    def checkpoint_now(self, org_id: str) -> int | None:
+        with write_transaction(self.runtime.engine) as conn:
+            return self.sealer.checkpoint(conn, org_id, utcnow())
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def list_events(
+        self,
+        org_id: str,
+        flt: EventFilter,
+        *,
+        cursor: str | None,
+        limit: int,
+        actor: Mapping[str, Any],
+    ) -> EventPage:
+        after = decode_cursor(cursor) if cursor else -1
+        limit = max(1, min(limit, MAX_PAGE))
+        stmt = (
+            filtered(select(EVENTS.c.seq, EVENTS.c.canonical), org_id, flt)
+            .where(EVENTS.c.seq > after)
+            .order_by(EVENTS.c.seq)
+            .limit(limit + 1)
+        )
+        with self.runtime.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        self.record(
+            org_id,
+            {
+                "module": "audit",
+                "action": "audit.events.read",
+                "crud": "read",
+                "actor": dict(actor),
+                "fields": {"filter": flt.as_manifest(), "after": after, "returned": len(rows)},
+            },
+        )
+        return EventPage(
+            events=[orjson.loads(r.canonical) for r in rows],
+            next_cursor=encode_cursor(rows[-1].seq) if more else None,
+        )
+
+    def get_event(self, org_id: str, event_id: str, *, actor: Mapping[str, Any]) -> dict[str, Any]:
+        with self.runtime.engine.connect() as conn:
+            data = conn.execute(
+                select(EVENTS.c.canonical).where(EVENTS.c.org_id == org_id, EVENTS.c.id == event_id)
+            ).scalar_one_or_none()
+        if data is None:
+            raise NotFound(f"event {event_id!r}")
+        self.record(
+            org_id,
+            {
+                "module": "audit",
+                "action": "audit.event.read",
+                "crud": "read",
+                "actor": dict(actor),
+                "target": {"type": "audit_event", "id": event_id},
+            },
+        )
+        doc: dict[str, Any] = orjson.loads(data)
+        return doc
+
+    def seq_of(self, org_id: str, event_id: str) -> int:
+        with self.runtime.engine.connect() as conn:
+            seq = conn.execute(
+                select(EVENTS.c.seq).where(EVENTS.c.org_id == org_id, EVENTS.c.id == event_id)
+            ).scalar_one_or_none()
+        if seq is None:
+            raise NotFound(f"event {event_id!r}")
+        return int(seq)
+
+    def checkpoint(self, org_id: str, size: int | None = None) -> CheckpointOut:
+        with self.runtime.engine.connect() as conn:
+            found, root, note, created = proofs.checkpoint_row(conn, org_id, size)
+        return CheckpointOut(size=found, root=_b64(root), note=note, created_at=created)
+
+    def inclusion_proof(self, org_id: str, seq: int, size: int | None = None) -> InclusionProofOut:
+        with self.runtime.engine.connect() as conn:
+            leaf, path, tree_size = proofs.inclusion(conn, org_id, seq, size)
+        return InclusionProofOut(
+            seq=seq,
+            leaf_hash=_b64(leaf),
+            tree_size=tree_size,
+            hashes=[_b64(h) for h in path],
+            checkpoint=self.checkpoint(org_id, tree_size),
+        )
+
+    def consistency_proof(self, org_id: str, old_size: int, new_size: int) -> ConsistencyProofOut:
+        with self.runtime.engine.connect() as conn:
+            path = proofs.consistency(conn, org_id, old_size, new_size)
+        return ConsistencyProofOut(
+            old_size=old_size,
+            new_size=new_size,
+            hashes=[_b64(h) for h in path],
+            old_checkpoint=self.checkpoint(org_id, old_size),
+            new_checkpoint=self.checkpoint(org_id, new_size),
+        )
+
+    def public_keys(self) -> list[PublicKeyOut]:
+        keyring = self.runtime.keyring
+        keyring.reload_if_changed()
+        verifiers = trusted_verifiers(keyring)
+        return [
+            PublicKeyOut(kid=k.kid, vkey=v.vkey(), created_at=k.created_at, retired_at=k.retired_at)
+            for k, v in zip(keyring.signing_public_keys(), verifiers, strict=True)
+        ]
+
+    # --- integrity ---------------------------------------------------------------------------
+
+    def verify(
+        self,
+        org_id: str,
+        *,
+        trusted_checkpoint: str | None = None,
+        actor: Mapping[str, Any] | None = None,
+        extra_verifiers: Iterable[Any] = (),
+    ) -> VerifyReport:
+        keyring = self.runtime.keyring
+        keyring.reload_if_changed()
+        with self.runtime.engine.connect() as conn:
+            report = verify_org(
+                conn,
+                org_id,
+                instance_name=keyring.instance_name,
+                hmac_keys=keyring.hmac_keys(),
+                verifiers=[*trusted_verifiers(keyring), *extra_verifiers],
+                trusted_checkpoint=trusted_checkpoint,
+            )
+        self.record(
+            org_id,
+            {
+                "module": "audit",
+                "action": "audit.verified",
+                "crud": "execute",
+                "outcome": "success" if report.status == "ok" else "failure",
+                "reason": None
+                if report.status == "ok"
+                else f"{report.status}; first broken seq {report.first_broken_seq}",
+                "actor": dict(actor or SYSTEM_ACTOR),
+                "fields": {
+                    "status": report.status,
+                    "size": report.size,
+                    "events_checked": report.events_checked,
+                },
+            },
+        )
+        return report
+
+    def export(
+        self, org_id: str, fmt: ExportFormat, flt: EventFilter, *, actor: Mapping[str, Any]
+    ) -> ExportResult:
+        self.checkpoint_now(org_id)
+        export_id = new_id()
+        keyring = self.runtime.keyring
+        keyring.reload_if_changed()
+        directory = Path(self.runtime.settings.exports_dir) / org_id
+        with self.runtime.engine.connect() as conn:
+            upto, _root, note, _created = proofs.checkpoint_row(conn, org_id)
+            result = write_export(
+                conn,
+                org_id=org_id,
+                export_id=export_id,
+                fmt=fmt,
+                flt=flt,
+                upto=upto,
+                checkpoint_note=note,
+                directory=directory,
+                hmac_key=keyring.hmac_key(),
+                signer=checkpoint_signer(keyring),
+            )
+        with self.runtime.engine.begin() as conn:
+            conn.execute(
+                insert(EXPORTS).values(
+                    id=export_id,
+                    org_id=org_id,
+                    format=fmt,
+                    count=result.manifest["count"],
+                    manifest=orjson.dumps(result.manifest).decode(),
+                    payload_path=str(result.payload_path),
+                    created_at=utcnow(),
+                    created_by=str(actor.get("id", "")),
+                )
+            )
+        self.record(
+            org_id,
+            {
+                "module": "audit",
+                "action": "audit.export.created",
+                "crud": "read",
+                "actor": dict(actor),
+                "target": {"type": "audit_export", "id": export_id},
+                "fields": {
+                    "format": fmt,
+                    "filter": flt.as_manifest(),
+                    "count": result.manifest["count"],
+                    "payload_sha256": result.manifest["payload_sha256"],
+                },
+            },
+        )
+        return result
+
+    def get_export(self, org_id: str, export_id: str) -> tuple[dict[str, Any], Path]:
+        with self.runtime.engine.connect() as conn:
+            row = conn.execute(
+                select(EXPORTS.c.manifest, EXPORTS.c.payload_path).where(
+                    EXPORTS.c.org_id == org_id, EXPORTS.c.id == export_id
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"export {export_id!r}")
+        return orjson.loads(row.manifest), Path(row.payload_path)
+
+    def record_download(self, org_id: str, export_id: str, actor: Mapping[str, Any]) -> None:
+        self.record(
+            org_id,
+            {
+                "module": "audit",
+                "action": "audit.export.downloaded",
+                "crud": "read",
+                "actor": dict(actor),
+                "target": {"type": "audit_export", "id": export_id},
+            },
+        )
+
+    def head_size(self, org_id: str) -> int:
+        with self.runtime.engine.connect() as conn:
+            size = conn.execute(select(HEADS.c.size).where(HEADS.c.org_id == org_id)).scalar_one_or_none()
+        return int(size or 0)
+
+    def root_at(self, org_id: str) -> bytes:
+        with self.runtime.engine.connect() as conn:
+            row = conn.execute(
+                select(HEADS.c.size, HEADS.c.frontier).where(HEADS.c.org_id == org_id)
+            ).one_or_none()
+        return CompactRange.from_bytes(row.size, row.frontier).root() if row else CompactRange().root()

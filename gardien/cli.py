@@ -1,0 +1,310 @@
+"""The ``gardien`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gardien.core.roles import Role
+from gardien.core.settings import Settings
+
+app = typer.Typer(help="Gardien, a self-hosted GDPR compliance engine.", no_args_is_help=True)
+admin = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
+keys = typer.Typer(help="The keyring: HMAC, signing and encryption keys.", no_args_is_help=True)
+audit = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+app.add_typer(keys, name="keys")
+app.add_typer(audit, name="audit")
+
+OrgOption = Annotated[
+    str | None,
+    typer.Option("--org", help="organisation id or slug; default: all (verify) or the only one"),
+]
+
+
+def _runtime() -> Any:
+    from gardien.core.runtime import Runtime
+
+    return Runtime.start(Settings())
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _migrate(runtime: Any) -> None:
+    from gardien.migrations import upgrade
+
+    upgrade(runtime.engine)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    runtime = _runtime()
+    _migrate(runtime)
+    typer.echo(f"database at {runtime.engine.url.render_as_string(hide_password=True)} is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="default GARDIEN_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default GARDIEN_PORT")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="migrate, create the demo organisation and print an admin key")
+    ] = False,
+) -> None:
+    """Serve the API (and /docs) with uvicorn."""
+    import uvicorn
+
+    from gardien.app import create_app
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    if demo:
+        _prepare_demo(host, port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _prepare_demo(host: str, port: int) -> None:
+    from gardien.core import service
+    from gardien.core.errors import NotFound
+
+    runtime = _runtime()
+    _migrate(runtime)
+    with runtime.sessions.begin() as session:
+        try:
+            org = service.get_org(session, "demo")
+            created = False
+        except NotFound:
+            org = service.create_org(session, slug="demo", name="Demo organisation", country="FR")
+            created = True
+        _key, token = service.create_key(session, org_id=org.id, name="make run", role=Role.ADMIN)
+        org_id = org.id
+    runtime.close()
+    base = f"http://{host}:{port}"
+    typer.secho("\nGardien is starting.", bold=True)
+    typer.echo(f"  organisation : demo ({org_id}){' — created' if created else ''}")
+    typer.echo(f"  admin API key: {token}   (shown once; stored hashed)")
+    typer.echo(f"  API docs     : {base}/docs")
+    typer.echo(f"  OpenAPI      : {base}/openapi.json")
+    typer.echo(f"  try          : curl -H 'Authorization: Bearer {token}' {base}/api/v1/me\n")
+
+
+@admin.command("create-org")
+def create_org(
+    slug: str,
+    name: Annotated[str | None, typer.Option(help="display name")] = None,
+    country: Annotated[str, typer.Option(help="FR, BE, NL, LU or DE")] = "FR",
+) -> None:
+    """Create an organisation."""
+    from gardien.core import service
+    from gardien.core.errors import Problem
+
+    runtime = _runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            org = service.create_org(session, slug=slug, name=name or slug, country=country)
+            typer.echo(f"{org.id}\t{org.slug}")
+    except Problem as exc:
+        _fail(exc.detail or exc.title)
+
+
+@admin.command("list-orgs")
+def list_orgs() -> None:
+    """List organisations."""
+    from gardien.core import service
+
+    with _runtime().sessions() as session:
+        for org in service.list_orgs(session):
+            typer.echo(f"{org.id}\t{org.slug}\t{org.country}\t{org.name}")
+
+
+@admin.command("create-key")
+def create_key(
+    org: Annotated[str, typer.Argument(help="organisation id or slug")],
+    role: Annotated[Role, typer.Option(help="what the key may do")],
+    name: Annotated[str, typer.Option(help="who or what holds the key")] = "cli",
+) -> None:
+    """Create an API key; prints it once."""
+    from gardien.core import service
+    from gardien.core.errors import Problem
+
+    runtime = _runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            found = service.get_org(session, org)
+            key, token = service.create_key(session, org_id=found.id, name=name, role=role)
+    except Problem as exc:
+        _fail(exc.detail or exc.title)
+    typer.echo(token)
+    typer.secho(f"key {key.id} ({role.value}) for {org}; shown once, stored hashed", err=True)
+
+
+@keys.command("rotate")
+def rotate(
+    kind: Annotated[str, typer.Option(help="hmac, signing, encryption or all")] = "all",
+) -> None:
+    """Retire the active key(s) and create new ones; old keys stay for verification."""
+    from gardien.core.keyring import KEY_KINDS
+
+    runtime = _runtime()
+    kinds = KEY_KINDS if kind == "all" else (kind,)
+    for one in kinds:
+        if one not in KEY_KINDS:
+            _fail(f"unknown key kind {one!r}; choose hmac, signing, encryption or all")
+        typer.echo(f"{one}: new key {runtime.keyring.rotate(one)}")
+
+
+@keys.command("public")
+def public_keys() -> None:
+    """Print the checkpoint signing public keys (C2SP vkeys), oldest first."""
+    from gardien.audit.signing import trusted_verifiers
+
+    for verifier in trusted_verifiers(_runtime().keyring):
+        typer.echo(verifier.vkey())
+
+
+def _org_ids(runtime: Any, org: str | None) -> list[str]:
+    from gardien.core import service
+    from gardien.core.errors import NotFound
+
+    with runtime.sessions() as session:
+        if org is None:
+            return [o.id for o in service.list_orgs(session)]
+        try:
+            return [service.get_org(session, org).id]
+        except NotFound:
+            _fail(f"no organisation {org!r}")
+    return []
+
+
+@audit.command("verify")
+def verify(
+    org: OrgOption = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="a checkpoint note you kept; must still be covered")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON lines")] = False,
+) -> None:
+    """Recompute the ledger: exit 0 ok, 1 tampered, 2 unverifiable."""
+    from gardien.audit.service import Ledger
+
+    runtime = _runtime()
+    ledger = Ledger(runtime)
+    trusted = checkpoint.read_text() if checkpoint else None
+    worst = 0
+    for org_id in _org_ids(runtime, org):
+        report = ledger.verify(org_id, trusted_checkpoint=trusted)
+        worst = max(worst, {"ok": 0, "unverifiable": 2, "tampered": 3}[report.status])
+        if as_json:
+            typer.echo(report.model_dump_json())
+            continue
+        colour = {"ok": typer.colors.GREEN, "tampered": typer.colors.RED}.get(
+            report.status, typer.colors.YELLOW
+        )
+        typer.secho(f"{org_id}: {report.status.upper()}", fg=colour, bold=True)
+        typer.echo(
+            f"  {report.events_checked} events, {report.checkpoints_checked} checkpoints"
+            f" in {report.seconds} s;"
+            f" size {report.size}, unsealed tail {report.unsealed_tail}"
+        )
+        if report.first_broken_seq is not None:
+            typer.echo(f"  first broken sequence number: {report.first_broken_seq}")
+        for finding in report.findings[:20]:
+            typer.echo(f"  - [{finding.kind}] seq {finding.seq}: {finding.detail}")
+    raise typer.Exit({0: 0, 2: 2, 3: 1}[worst])
+
+
+@audit.command("export")
+def export(
+    org: OrgOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, json or csv")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="copy the payload and manifest into this folder")] = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339 time, inclusive")] = None,
+    until: Annotated[str | None, typer.Option(help="RFC 3339 time, exclusive")] = None,
+    module: Annotated[str | None, typer.Option()] = None,
+    action: Annotated[str | None, typer.Option()] = None,
+    actor: Annotated[str | None, typer.Option(help="actor id")] = None,
+    target: Annotated[str | None, typer.Option(help="target id")] = None,
+    outcome: Annotated[str | None, typer.Option(help="success or failure")] = None,
+) -> None:
+    """Export events with a signed manifest."""
+    import shutil
+
+    from pydantic import ValidationError
+
+    from gardien.audit.schemas import EventFilter
+    from gardien.audit.service import Ledger
+
+    runtime = _runtime()
+    ids = _org_ids(runtime, org)
+    if len(ids) != 1:
+        _fail("name the organisation with --org")
+    if fmt not in ("jsonl", "json", "csv"):
+        _fail("--format must be jsonl, json or csv")
+    raw = {
+        "since": since,
+        "until": until,
+        "module": module,
+        "action": action,
+        "actor": actor,
+        "target": target,
+        "outcome": outcome,
+    }
+    try:
+        flt = EventFilter.model_validate({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as exc:
+        _fail(f"invalid filter: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    result = Ledger(runtime).export(ids[0], fmt, flt, actor={"type": "cli", "id": "gardien-cli"})  # type: ignore[arg-type]
+    payload, manifest = result.payload_path, result.manifest_path
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        payload = Path(shutil.copy2(payload, out / payload.name))
+        manifest = Path(shutil.copy2(manifest, out / manifest.name))
+    typer.echo(f"{result.manifest['count']} events -> {payload}")
+    typer.echo(f"manifest     -> {manifest}")
+
+
+@audit.command("verify-export")
+def verify_export(
+    payload: Annotated[Path, typer.Argument(help="the exported payload file")],
+    manifest: Annotated[Path | None, typer.Option(help="default: PAYLOAD.manifest.json")] = None,
+    public_key: Annotated[
+        list[str] | None,
+        typer.Option(help="a C2SP vkey, or a file of them (one per line); repeatable"),
+    ] = None,
+) -> None:
+    """Verify an export offline with only the public key(s). Exit 0 valid, 1 not."""
+    from gardien.audit.checkpoint import NoteError, NoteVerifier
+    from gardien.audit.offline import verify_export as check
+
+    verifiers: list[NoteVerifier] = []
+    for item in public_key or []:
+        lines = Path(item).read_text().split() if Path(item).is_file() else [item]
+        for line in lines:
+            try:
+                verifiers.append(NoteVerifier.from_vkey(line.strip()))
+            except NoteError as exc:
+                _fail(f"not a public key: {line[:40]}…: {exc}")
+    if not verifiers:
+        _fail("give the public key(s) to trust with --public-key (see `gardien keys public`)")
+    manifest_path = manifest or Path(str(payload) + ".manifest.json")
+    if not payload.is_file() or not manifest_path.is_file():
+        _fail(f"need both {payload} and {manifest_path}")
+    result = check(payload, manifest_path, verifiers)
+    for line in result.lines():
+        typer.echo(line)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

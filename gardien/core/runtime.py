@@ -1,0 +1,42 @@
+"""Everything a running Gardien shares: settings, database, keyring, caches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gardien.core.db import make_engine, make_sessionmaker
+from gardien.core.keyring import Keyring
+from gardien.core.settings import Settings
+
+# (org_id, event fields) -> None. The ledger registers itself here so that the core can have its
+# own changes (new keys, revocations) recorded without importing a capability.
+AuditSink = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    keyring: Keyring
+    principal_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
+    audit_sink: AuditSink | None = None
+
+    @classmethod
+    def start(cls, settings: Settings | None = None) -> Runtime:
+        settings = settings or Settings()
+        engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        keyring = Keyring.open(settings.keys_dir, settings.instance_name)
+        return cls(settings, engine, make_sessionmaker(engine), keyring)
+
+    def record(self, org_id: str, event: dict[str, Any]) -> None:
+        if self.audit_sink is not None:
+            self.audit_sink(org_id, event)
+
+    def close(self) -> None:
+        self.engine.dispose()

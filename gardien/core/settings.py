@@ -1,0 +1,34 @@
+"""Runtime configuration, read from ``GARDIEN_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GARDIEN_", extra="ignore")
+
+    database_url: str = "sqlite:///./var/gardien.db"
+    keys_dir: Path = Path("./var/keys")
+    exports_dir: Path = Path("./var/exports")
+    instance_name: str = Field(
+        default="gardien.local",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-_/]*$",
+        description="Names this installation in checkpoint origins and signing keys.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    audit_max_event_bytes: int = 65_536
+    audit_max_batch: int = 1_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    checkpoint_every_events: int = 1_000
+    checkpoint_every_seconds: float = 1.0
+    # FULL makes every acknowledged commit survive a power loss, not only a process crash.
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
+    api_key_cache_seconds: float = 5.0
+    group_commit_max: int = 512

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from alembic import context
+
+import gardien.audit.models
+import gardien.core.models  # noqa: F401  (registers the tables)
+from gardien.core.db import Base
+
+config = context.config
+engine = config.attributes["engine"]
+
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

@@ -1,0 +1,161 @@
+"""Fixtures: every test that touches storage runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from GARDIEN_TEST_POSTGRES_URL (default: the local server, trust auth); each run
+creates its own database and drops it at the end. Without a reachable server the PostgreSQL half
+is skipped, except under CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from gardien.app import create_app
+from gardien.audit.service import Ledger
+from gardien.core import service
+from gardien.core.roles import Role
+from gardien.core.runtime import Runtime
+from gardien.core.settings import Settings
+from gardien.migrations import upgrade
+
+POSTGRES_URL = os.environ.get("GARDIEN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _create_pg_database() -> tuple[str, str]:
+    admin = make_url(POSTGRES_URL)
+    name = f"gardien_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(
+            admin.set(drivername="postgresql").render_as_string(False), autocommit=True, connect_timeout=5
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the PostgreSQL suite is mandatory)", pytrace=False)
+        pytest.skip(message)
+    return name, admin.set(database=name).render_as_string(False)
+
+
+def _drop_pg_database(name: str) -> None:
+    admin = make_url(POSTGRES_URL).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'gardien.db'}"
+        return
+    name, url = _create_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    base = tmp_path_factory.mktemp("var")
+    return Settings(
+        database_url=database_url,
+        keys_dir=base / "keys",
+        exports_dir=base / "exports",
+        instance_name="gardien.test",
+        checkpoint_every_seconds=0.2,
+    )
+
+
+@pytest.fixture(scope="session")
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime.start(settings)
+    upgrade(rt.engine)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def org(runtime: Runtime) -> str:
+    """A fresh organisation: tests share the database but never each other's data."""
+    with runtime.sessions.begin() as session:
+        return service.create_org(session, slug=f"t-{uuid.uuid4().hex[:12]}", name="Test org").id
+
+
+@pytest.fixture
+def ledger(runtime: Runtime) -> Ledger:
+    return Ledger(runtime)
+
+
+def make_key(runtime: Runtime, org_id: str, role: Role) -> str:
+    with runtime.sessions.begin() as session:
+        return service.create_key(session, org_id=org_id, name=f"test {role.value}", role=role)[1]
+
+
+@pytest.fixture
+def tokens(runtime: Runtime, org: str) -> dict[Role, str]:
+    """One API key per role for the test's organisation."""
+    return {role: make_key(runtime, org, role) for role in Role}
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    """The real application in-process, with its lifespan (group commit, checkpoint timer)."""
+    with TestClient(create_app(runtime=runtime)) as test_client:
+        yield test_client
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sample_event(**overrides: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "module": "bookings",
+        "action": "artist.update",
+        "crud": "update",
+        "actor": {"type": "user", "id": "u-42", "display": "Émilie Dupont"},
+        "target": {"type": "artist", "id": "a-9", "display": "Les Ogres"},
+        "source": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0"},
+        "changes": {"before": {"fee": 1200}, "after": {"fee": 1500}},
+        "data_categories": ["user.financial"],
+        "legal_basis": "contract",
+    }
+    event.update(overrides)
+    return event
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port; yields its base URL."""
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime=runtime), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
