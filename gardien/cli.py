@@ -26,9 +26,14 @@ OrgOption = Annotated[
 
 
 def _runtime() -> Any:
+    from gardien.core.keyring import KeyringError
     from gardien.core.runtime import Runtime
 
-    return Runtime.start(Settings())
+    try:
+        return Runtime.start(Settings())
+    except KeyringError as exc:
+        # A keyring of another instance, or one that cannot be read: say so, without a traceback.
+        _fail(str(exc))
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -54,9 +59,7 @@ def migrate() -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="default GARDIEN_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default GARDIEN_PORT")] = None,
-    demo: Annotated[
-        bool, typer.Option(help="migrate, create the demo organisation and print an admin key")
-    ] = False,
+    demo: Annotated[bool, typer.Option(help="migrate, create the demo organisation and print an admin key")] = False,
 ) -> None:
     """Serve the API (and /docs) with uvicorn."""
     import uvicorn
@@ -188,7 +191,8 @@ def _org_ids(runtime: Any, org: str | None) -> list[str]:
 def verify(
     org: OrgOption = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="a checkpoint note you kept; must still be covered")
+        Path | None,
+        typer.Option(help="a checkpoint note you kept; must still be covered", exists=True, dir_okay=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON lines")] = False,
 ) -> None:
@@ -198,6 +202,14 @@ def verify(
     runtime = _runtime()
     ledger = Ledger(runtime)
     trusted = checkpoint.read_text() if checkpoint else None
+    if trusted is not None:
+        from gardien.audit.checkpoint import Checkpoint, Note, NoteError
+
+        try:
+            Checkpoint.parse(Note.parse(trusted).body)
+        except NoteError as exc:
+            # The caller's file, not the ledger, is at fault: do not report the ledger as tampered.
+            raise typer.BadParameter(f"not a signed checkpoint note: {exc}", param_hint="--checkpoint") from exc
     worst = 0
     for org_id in _org_ids(runtime, org):
         report = ledger.verify(org_id, trusted_checkpoint=trusted)
@@ -205,9 +217,7 @@ def verify(
         if as_json:
             typer.echo(report.model_dump_json())
             continue
-        colour = {"ok": typer.colors.GREEN, "tampered": typer.colors.RED}.get(
-            report.status, typer.colors.YELLOW
-        )
+        colour = {"ok": typer.colors.GREEN, "tampered": typer.colors.RED}.get(report.status, typer.colors.YELLOW)
         typer.secho(f"{org_id}: {report.status.upper()}", fg=colour, bold=True)
         typer.echo(
             f"  {report.events_checked} events, {report.checkpoints_checked} checkpoints"
@@ -241,6 +251,7 @@ def export(
 
     from gardien.audit.schemas import EventFilter
     from gardien.audit.service import Ledger
+    from gardien.core.errors import Problem
 
     runtime = _runtime()
     ids = _org_ids(runtime, org)
@@ -261,7 +272,10 @@ def export(
         flt = EventFilter.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as exc:
         _fail(f"invalid filter: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
-    result = Ledger(runtime).export(ids[0], fmt, flt, actor={"type": "cli", "id": "gardien-cli"})  # type: ignore[arg-type]
+    try:
+        result = Ledger(runtime).export(ids[0], fmt, flt, actor={"type": "cli", "id": "gardien-cli"})  # type: ignore[arg-type]
+    except Problem as exc:  # e.g. nothing sealed yet to export
+        _fail(exc.detail or exc.title)
     payload, manifest = result.payload_path, result.manifest_path
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -25,16 +25,12 @@ from gardien.audit.checkpoint import (
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
 GO_ENOCH_VKEY = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop"
-GO_TEXT = (
-    "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
-)
+GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
 GO_PETER_SIG = (
-    "— PeterNeumann "
-    "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+    "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
 )
 GO_ENOCH_SIG = (
-    "— EnochRoot "
-    "rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n"
+    "— EnochRoot rwz+eBzmZa0SO3NbfRGzPCpDckykFXSdeX+MNtCOXm2/5n2tiOHp+vAF1aGrQ5ovTG01oOTGwnWLox33WWd1RvMc+QQ=\n"
 )
 
 # The example from c2sp.org/tlog-checkpoint (its public key is not published).
@@ -234,9 +230,7 @@ def test_checkpoint_extensions_are_stored_as_tuple() -> None:
 def test_note_text_format(note: Note, signer: NoteSigner, checkpoint: Checkpoint) -> None:
     (sig,) = note.signatures
     assert len(sig.signature) == 64
-    assert note.text() == (
-        checkpoint.body() + "\n" + f"\u2014 {KEY_NAME} {_b64(signer.key_id + sig.signature)}\n"
-    )
+    assert note.text() == (checkpoint.body() + "\n" + f"\u2014 {KEY_NAME} {_b64(signer.key_id + sig.signature)}\n")
 
 
 def test_note_round_trip(note: Note, checkpoint: Checkpoint) -> None:
@@ -295,9 +289,7 @@ def test_changed_body_text_is_invalid(note: Note, signer: NoteSigner) -> None:
 
 def test_other_key_under_same_name_and_key_id_is_invalid(note: Note, signer: NoteSigner) -> None:
     impostor = _key(2)
-    forged_sig = NoteSignature(
-        name=signer.name, key_id=signer.key_id, signature=impostor.sign(note.body.encode())
-    )
+    forged_sig = NoteSignature(name=signer.name, key_id=signer.key_id, signature=impostor.sign(note.body.encode()))
     forged = Note.parse(Note(body=note.body, signatures=(forged_sig,)).text())
     assert check_note(forged, [signer.verifier()]).status == "invalid"
 
@@ -507,9 +499,7 @@ def test_non_canonical_base64_cases_decode_to_valid_values() -> None:
         (ORIGIN, 1, ROOT, ("a\rb",)),
     ],
 )
-def test_checkpoint_constructor_validates(
-    origin: str, size: int, root: bytes, extensions: tuple[str, ...]
-) -> None:
+def test_checkpoint_constructor_validates(origin: str, size: int, root: bytes, extensions: tuple[str, ...]) -> None:
     with pytest.raises(NoteError):
         Checkpoint(origin=origin, size=size, root=root, extensions=extensions)
 

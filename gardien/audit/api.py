@@ -8,8 +8,9 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from gardien.audit.checkpoint import Checkpoint, Note, NoteError
 from gardien.audit.schemas import (
     BatchReceipt,
     CheckpointOut,
@@ -29,6 +30,7 @@ from gardien.audit.service import Ledger
 from gardien.core.auth import require
 from gardien.core.clock import rfc3339
 from gardien.core.roles import LEDGER_READERS, LEDGER_VERIFIERS, LEDGER_WRITERS
+from gardien.core.schemas import NO_NUL
 from gardien.core.service import Principal
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -57,9 +59,7 @@ def _requires(roles: frozenset[Any]) -> Any:
 
 
 @router.post("/events", status_code=201, response_model=Receipt, summary="Append one event")
-async def append_event(
-    event: EventIn, request: Request, principal: Principal = _requires(LEDGER_WRITERS)
-) -> Response:
+async def append_event(event: EventIn, request: Request, principal: Principal = _requires(LEDGER_WRITERS)) -> Response:
     ledger = ledger_of(request)
     sealed = await ledger.append_async(principal.org_id, [ledger.prepare(event)])
     return _json(_receipt(sealed[0]), 201)
@@ -80,22 +80,31 @@ async def append_batch(
     return _json({"receipts": [_receipt(s) for s in sealed]}, 201)
 
 
+class EventListQuery(EventFilter):
+    """The filter plus paging. One model, because a query model that forbids extra members would
+    refuse `cursor` and `limit` if they were separate parameters."""
+
+    cursor: str | None = Field(default=None, max_length=200, description="`next_cursor` of the last page")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+    def as_filter(self) -> EventFilter:
+        return EventFilter.model_validate(self.model_dump(exclude={"cursor", "limit"}, exclude_none=True))
+
+
 @router.get("/events", response_model=EventPage, summary="List events in sequence order")
 def list_events(
     request: Request,
-    flt: Annotated[EventFilter, Query()],
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    query: Annotated[EventListQuery, Query()],
     principal: Principal = _requires(LEDGER_READERS),
 ) -> EventPage:
     return ledger_of(request).list_events(
-        principal.org_id, flt, cursor=cursor, limit=limit, actor=principal.as_actor()
+        principal.org_id, query.as_filter(), cursor=query.cursor, limit=query.limit, actor=principal.as_actor()
     )
 
 
 @router.get("/events/{event_id}", summary="One event, as sealed")
 def get_event(
-    event_id: Annotated[str, PathParam(max_length=64)],
+    event_id: Annotated[str, PathParam(max_length=64, pattern=NO_NUL)],
     request: Request,
     principal: Principal = _requires(LEDGER_READERS),
 ) -> dict[str, Any]:
@@ -108,7 +117,7 @@ def get_event(
     summary="Inclusion proof of one event",
 )
 def event_proof(
-    event_id: Annotated[str, PathParam(max_length=64)],
+    event_id: Annotated[str, PathParam(max_length=64, pattern=NO_NUL)],
     request: Request,
     size: Annotated[int | None, Query(ge=1, description="checkpoint size; default the latest")] = None,
     principal: Principal = _requires(LEDGER_VERIFIERS),
@@ -175,6 +184,18 @@ class VerifyRequest(BaseModel):
         description="A checkpoint note you kept; the ledger must still contain the tree it signs.",
     )
 
+    @field_validator("trusted_checkpoint")
+    @classmethod
+    def _a_checkpoint(cls, value: str | None) -> str | None:
+        # A note that does not even parse is the caller's mistake, not evidence that the ledger
+        # was tampered with: refuse it here instead of reporting the ledger as "tampered".
+        if value is not None:
+            try:
+                Checkpoint.parse(Note.parse(value).body)
+            except NoteError as exc:
+                raise ValueError(f"not a signed checkpoint note: {exc}") from exc
+        return value
+
 
 @router.post("/verify", response_model=VerifyReport, summary="Recompute and check the whole ledger")
 def verify(
@@ -214,7 +235,7 @@ def create_export(
 
 @router.get("/exports/{export_id}", summary="The signed manifest of an export")
 def get_export(
-    export_id: Annotated[str, PathParam(max_length=64)],
+    export_id: Annotated[str, PathParam(max_length=64, pattern=NO_NUL)],
     request: Request,
     principal: Principal = _requires(LEDGER_READERS),
 ) -> dict[str, Any]:
@@ -228,14 +249,12 @@ def get_export(
     response_class=FileResponse,
 )
 def export_payload(
-    export_id: Annotated[str, PathParam(max_length=64)],
+    export_id: Annotated[str, PathParam(max_length=64, pattern=NO_NUL)],
     request: Request,
     principal: Principal = _requires(LEDGER_READERS),
 ) -> FileResponse:
     ledger = ledger_of(request)
     manifest, path = ledger.get_export(principal.org_id, export_id)
     ledger.record_download(principal.org_id, export_id, principal.as_actor())
-    media = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}[
-        manifest["format"]
-    ]
+    media = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}[manifest["format"]]
     return FileResponse(path, media_type=media, filename=path.name)

@@ -58,3 +58,24 @@ def canonical_bytes(value: Any, *, plain: bool | None = None) -> bytes:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
         raise CanonicalError(str(exc) or type(exc).__name__) from exc
+
+
+def _doubles_for_big_integers(value: Any) -> Any:
+    kind = type(value)
+    if kind is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return float(value)
+    if kind is dict:
+        return {key: _doubles_for_big_integers(item) for key, item in value.items()}
+    if kind is list:
+        return [_doubles_for_big_integers(item) for item in value]
+    return value
+
+
+def recanonicalize(parsed: Any) -> bytes:
+    """Canonical bytes of a value parsed back from canonical JSON.
+
+    RFC 8785 writes the double 1e16 as ``10000000000000000``, which a JSON parser reads back as an
+    integer beyond 2^53. No integer of that size can enter the ledger, so such a number was a
+    double: it becomes one again, and the bytes round-trip.
+    """
+    return canonical_bytes(_doubles_for_big_integers(parsed))

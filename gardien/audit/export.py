@@ -22,7 +22,7 @@ import orjson
 from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
-from gardien.audit.canonical import canonical_bytes
+from gardien.audit.canonical import canonical_bytes, recanonicalize
 from gardien.audit.checkpoint import NoteSigner, NoteVerifier
 from gardien.audit.models import EVENTS
 from gardien.audit.schemas import EventFilter, ExportFormat
@@ -148,8 +148,8 @@ def _csv_row(doc: dict[str, Any], leaf: bytes) -> list[Any]:
         doc.get("request_id", ""),
         doc.get("legal_basis", ""),
         ";".join(doc.get("data_categories", [])),
-        canonical_bytes(changes).decode() if changes is not None else "",
-        canonical_bytes(fields).decode() if fields is not None else "",
+        recanonicalize(changes).decode() if changes is not None else "",
+        recanonicalize(fields).decode() if fields is not None else "",
         leaf.hex(),
     ]
 
@@ -271,7 +271,7 @@ def iter_payload_events(path: Path, fmt: str) -> Iterator[bytes]:
     if not isinstance(events, list):
         raise ValueError("the JSON payload is not an array")
     for event in events:
-        yield canonical_bytes(event)
+        yield recanonicalize(event)
 
 
 def verifier_for(manifest: dict[str, Any], verifiers: list[NoteVerifier]) -> NoteVerifier | None:

@@ -108,9 +108,7 @@ class CompactRange:
         _check_size(size)
         hashes = list(hashes)
         if len(hashes) != size.bit_count():
-            raise ValueError(
-                f"a compact range of size {size} holds {size.bit_count()} hashes, got {len(hashes)}"
-            )
+            raise ValueError(f"a compact range of size {size} holds {size.bit_count()} hashes, got {len(hashes)}")
         for h in hashes:
             _check_hash(h, "compact range hash")
         self.size = size
@@ -422,9 +420,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         return False
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> bool:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
     """RFC 9162 §2.1.4.2: is the tree ``(old_size, old_root)`` a prefix of ``(new_size,
     new_root)``?
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from gardien.audit.canonical import CanonicalError, canonical_bytes
+from gardien.audit.canonical import CanonicalError, recanonicalize
 from gardien.audit.checkpoint import Checkpoint, Note, NoteError, NoteVerifier, check_note
 from gardien.audit.export import (
     CSV_COLUMNS,
@@ -70,9 +70,7 @@ def verify_export(payload: Path, manifest_path: Path, verifiers: list[NoteVerifi
     verifier = verifier_for(manifest, verifiers)
     signature = manifest.get("signature") or {}
     if verifier is None:
-        check.bad(
-            f"manifest is signed by {signature.get('key_name')}+{signature.get('key_id')}, not a trusted key"
-        )
+        check.bad(f"manifest is signed by {signature.get('key_name')}+{signature.get('key_id')}, not a trusted key")
     else:
         try:
             raw = base64.b64decode(signature.get("value", ""), validate=True)
@@ -99,7 +97,7 @@ def verify_export(payload: Path, manifest_path: Path, verifiers: list[NoteVerifi
         if fmt in ("json", "jsonl"):
             for data in iter_payload_events(payload, str(fmt)):
                 event = orjson.loads(data)
-                if canonical_bytes(event) != data:
+                if recanonicalize(event) != data:
                     check.bad(f"event {event.get('seq')} is not in canonical form")
                 if event.get("org") != org:
                     check.bad(f"event {event.get('seq')} belongs to another organisation")
@@ -143,9 +141,7 @@ def verify_export(payload: Path, manifest_path: Path, verifiers: list[NoteVerifi
     return check
 
 
-def _check_checkpoint(
-    manifest: dict[str, Any], verifiers: list[NoteVerifier], check: ExportCheck
-) -> Checkpoint | None:
+def _check_checkpoint(manifest: dict[str, Any], verifiers: list[NoteVerifier], check: ExportCheck) -> Checkpoint | None:
     try:
         note = Note.parse(str(manifest.get("checkpoint", "")))
         checkpoint = Checkpoint.parse(note.body)

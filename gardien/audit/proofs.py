@@ -46,8 +46,7 @@ def node_fetcher(conn: Connection, org_id: str) -> merkle.Fetch:
         for (level, start, end), hashes in zip(ranges, found, strict=True):
             if len(hashes) != end - start:
                 raise Conflict(
-                    f"the ledger is missing tree data at level {level} [{start}, {end}); "
-                    "run `gardien audit verify`"
+                    f"the ledger is missing tree data at level {level} [{start}, {end}); run `gardien audit verify`"
                 )
             out.append([hashes[i] for i in range(start, end)])
         return out
@@ -64,10 +63,7 @@ def checkpoint_row(conn: Connection, org_id: str, size: int | None = None) -> tu
     stmt = select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note, CHECKPOINTS.c.created_at).where(
         CHECKPOINTS.c.org_id == org_id
     )
-    if size is None:
-        stmt = stmt.order_by(CHECKPOINTS.c.size.desc()).limit(1)
-    else:
-        stmt = stmt.where(CHECKPOINTS.c.size == size)
+    stmt = stmt.order_by(CHECKPOINTS.c.size.desc()).limit(1) if size is None else stmt.where(CHECKPOINTS.c.size == size)
     row = conn.execute(stmt).one_or_none()
     if row is None:
         if size is None:
@@ -80,9 +76,7 @@ def inclusion(conn: Connection, org_id: str, seq: int, size: int | None) -> tupl
     """Leaf hash and audit path of event `seq` in the checkpointed tree of `size` (default: latest)."""
     tree_size = checkpoint_row(conn, org_id, size)[0]
     if seq >= tree_size:
-        raise Conflict(
-            f"event {seq} is not covered by checkpoint {tree_size} yet; checkpoints follow within a second"
-        )
+        raise Conflict(f"event {seq} is not covered by checkpoint {tree_size} yet; checkpoints follow within a second")
     leaf = conn.execute(
         select(EVENTS.c.leaf_hash).where(EVENTS.c.org_id == org_id, EVENTS.c.seq == seq)
     ).scalar_one_or_none()

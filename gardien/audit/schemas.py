@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_address
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from gardien.core.clock import utcnow
+from gardien.core.schemas import NO_NUL
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(hours=24)
 MODULE_PATTERN = r"^[a-z0-9_.\-]{1,64}$"
 ACTION_PATTERN = r"^[a-z0-9_\-]+(\.[a-z0-9_\-]+)*$"
 TYPE_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
@@ -24,7 +29,7 @@ class _Strict(BaseModel):
 
 class Party(_Strict):
     type: str = Field(pattern=TYPE_PATTERN, examples=["user"])
-    id: str = Field(min_length=1, max_length=256, examples=["u-42"])
+    id: str = Field(min_length=1, max_length=256, pattern=NO_NUL, examples=["u-42"])
     display: str | None = Field(default=None, max_length=256)
 
 
@@ -69,6 +74,15 @@ class EventIn(_Strict):
     )
     legal_basis: str | None = Field(default=None, pattern=r"^[a-z_]{1,64}$", examples=["contract"])
     fields: dict[str, JsonValue] | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _plausible_time(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value < EARLIEST or value > utcnow() + MAX_CLOCK_AHEAD:
+            raise ValueError("must be between 1970-01-01 and 24 hours from now")
+        return value
 
 
 class EventBatchIn(_Strict):
@@ -118,8 +132,8 @@ class EventFilter(_Strict):
     until: AwareDatetime | None = Field(default=None, description="occurred_at < until")
     module: str | None = Field(default=None, pattern=MODULE_PATTERN)
     action: str | None = Field(default=None, max_length=128, pattern=ACTION_PATTERN)
-    actor: str | None = Field(default=None, min_length=1, max_length=256, description="actor id")
-    target: str | None = Field(default=None, min_length=1, max_length=256, description="target id")
+    actor: str | None = Field(default=None, min_length=1, max_length=256, pattern=NO_NUL, description="actor id")
+    target: str | None = Field(default=None, min_length=1, max_length=256, pattern=NO_NUL, description="target id")
     target_type: str | None = Field(default=None, pattern=TYPE_PATTERN)
     outcome: Outcome | None = None
 
@@ -177,8 +191,6 @@ class VerifyReport(BaseModel):
     size: int
     first_broken_seq: int | None
     findings: list[Finding] = Field(description="Tampering first, then what could not be verified")
-    unsealed_tail: int = Field(
-        description="Events after the last checkpoint (protected by the MAC chain only)"
-    )
+    unsealed_tail: int = Field(description="Events after the last checkpoint (protected by the MAC chain only)")
     purged_before: int = Field(description="Events below this sequence were purged per manifest")
     seconds: float

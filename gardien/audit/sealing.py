@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -92,6 +92,16 @@ def _insert_events_sql(conn: Connection) -> str:
     return f"INSERT INTO {EVENTS.name} ({columns}) VALUES ({', '.join([marker] * len(EVENT_COLUMNS))})"
 
 
+def _sqlite_time(rfc3339_text: str) -> str:
+    # The text form SQLAlchemy uses for SQLite DATETIME, so that ORM reads, range filters and
+    # the verifier all see one spelling.
+    return rfc3339_text[:10] + " " + rfc3339_text[11:26]
+
+
+def _postgres_time(rfc3339_text: str) -> datetime:
+    return datetime.fromisoformat(rfc3339_text[:26])
+
+
 def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent:
     """Validate what pydantic cannot: a canonical form exists and fits the size limit."""
     doc = event.model_dump(mode="json", exclude_none=True, exclude={"occurred_at"})
@@ -157,16 +167,15 @@ class Sealer:
         self.checkpoint_every_events = checkpoint_every_events
         self.checkpoint_every_seconds = checkpoint_every_seconds
 
-    def seal(
-        self, conn: Connection, org_id: str, events: Sequence[PreparedEvent], now: datetime
-    ) -> list[Sealed]:
+    def seal(self, conn: Connection, org_id: str, events: Sequence[PreparedEvent], now: datetime) -> list[Sealed]:
         head = lock_head(conn, org_id)
         key = self.keyring.hmac_key()
         recorded = rfc3339(now)
         frontier = head.frontier
         mac = head.mac
         rows: list[tuple[Any, ...]] = []
-        recorded_naive = now.astimezone(UTC).replace(tzinfo=None)
+        db_time = _sqlite_time if is_sqlite(conn) else _postgres_time
+        recorded_db = db_time(recorded)
         nodes: list[tuple[int, int, bytes]] = []
         sealed: list[Sealed] = []
         for event in events:
@@ -191,8 +200,8 @@ class Sealer:
                     org_id,
                     seq,
                     event_id,
-                    occurred.astimezone(UTC).replace(tzinfo=None),
-                    recorded_naive,
+                    db_time(doc["occurred_at"]),
+                    recorded_db,
                     doc["module"],
                     doc["action"],
                     doc["crud"],
@@ -250,9 +259,7 @@ class Sealer:
         ).body()
         note = sign_note(body, [checkpoint_signer(self.keyring)])
         conn.execute(
-            insert(CHECKPOINTS).values(
-                org_id=head.org_id, size=size, root=root, note=note.text(), created_at=now
-            )
+            insert(CHECKPOINTS).values(org_id=head.org_id, size=size, root=root, note=note.text(), created_at=now)
         )
         head.checkpoint_size = size
         head.checkpoint_at = now

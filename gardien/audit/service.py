@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import insert, select
 
 from gardien.audit import proofs
+from gardien.audit.canonical import MAX_SAFE_INTEGER
 from gardien.audit.export import ExportResult, filtered, write_export
 from gardien.audit.merkle import CompactRange
 from gardien.audit.models import EVENTS, EXPORTS, HEADS
@@ -38,8 +42,60 @@ from gardien.core.errors import InvalidInput, NotFound, TooLarge
 from gardien.core.ids import new_id
 from gardien.core.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 MAX_PAGE = 1_000
+# Sequence numbers stay far below this; larger cursor values would overflow a 64-bit column.
+MAX_SEQ = 2**62
 SYSTEM_ACTOR = {"type": "system", "id": "gardien", "display": "Gardien"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    # A lone surrogate cannot be encoded in the problem answer either: show it as an escape.
+    return "\\u" + format(ord(match.group()), "04x")
+
+
+def _no_json_form(value: Any, path: str) -> tuple[str, str] | None:
+    """The first member of a free-form value without an RFC 8785 form, as (path, why)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else (path, "integer beyond ±(2^53 − 1)")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, f"{value} is not a finite number")
+    if isinstance(value, str):
+        return (path, "string holds a lone surrogate") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = _SURROGATE.sub(_escape_surrogate, key)
+            where = f"{path}.{name}"
+            if name != key:
+                # Pydantic would quietly write it as U+FFFD: the ledger would seal another name.
+                return where, "member name holds a lone surrogate"
+            found = _no_json_form(item, where)
+            if found:
+                return found
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _no_json_form(item, f"{path}.{index}")
+            if found:
+                return found
+    return None
+
+
+def _check_free_members(event: EventIn, field: str) -> None:
+    """Name the offending member of `changes` or `fields`, the only members that hold any JSON."""
+    prefix = f"{field}." if field else ""
+    found = _no_json_form(event.fields, f"{prefix}fields")
+    if found is None and event.changes is not None:
+        found = _no_json_form(event.changes.before, f"{prefix}changes.before") or _no_json_form(
+            event.changes.after, f"{prefix}changes.after"
+        )
+    if found is not None:
+        path, why = found
+        raise InvalidInput(f"{path}: {why}", [{"field": path, "message": why, "type": "canonical"}])
 
 
 def _b64(data: bytes) -> str:
@@ -54,7 +110,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after = raw["after"]
-        if type(after) is not int or after < -1:
+        if type(after) is not int or not -1 <= after <= MAX_SEQ:
             raise ValueError
         return after
     except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
@@ -103,9 +159,8 @@ class Ledger:
                     }
                     for e in exc.errors()
                 ]
-                raise InvalidInput(
-                    "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors
-                ) from exc
+                raise InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors) from exc
+        _check_free_members(event, field)
         return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
 
     def prepare_batch(self, events: Sequence[EventIn | Mapping[str, Any]]) -> list[PreparedEvent]:
@@ -123,11 +178,14 @@ class Ledger:
         return self.append_prepared(org_id, prepared)
 
     def append_prepared(self, org_id: str, prepared: list[PreparedEvent]) -> list[Sealed]:
+        self.runtime.keyring.reload_if_changed()
         with write_transaction(self.runtime.engine) as conn:
             return self.sealer.seal(conn, org_id, prepared, utcnow())
 
     async def append_async(self, org_id: str, prepared: list[PreparedEvent]) -> list[Sealed]:
         """Group-committed append; returns once the events are durable."""
+        # Seal with the keys in force now: `gardien keys rotate` may have run in another process.
+        self.runtime.keyring.reload_if_changed()
         return await asyncio.wrap_future(self.writer.submit(org_id, prepared))
 
     def record(self, org_id: str, event: Mapping[str, Any]) -> Sealed:
@@ -136,6 +194,7 @@ class Ledger:
         fields.setdefault("actor", SYSTEM_ACTOR)
         prepared = [self.prepare(fields)]
         if self.writer.running:
+            self.runtime.keyring.reload_if_changed()
             return self.writer.submit(org_id, prepared).result(timeout=60)[0]
         return self.append_prepared(org_id, prepared)[0]
 
@@ -143,6 +202,7 @@ class Ledger:
         self.record(org_id, event)
 
     def checkpoint_now(self, org_id: str) -> int | None:
+        self.runtime.keyring.reload_if_changed()
         with write_transaction(self.runtime.engine) as conn:
             return self.sealer.checkpoint(conn, org_id, utcnow())
 
@@ -269,30 +329,32 @@ class Ledger:
                 hmac_keys=keyring.hmac_keys(),
                 verifiers=[*trusted_verifiers(keyring), *extra_verifiers],
                 trusted_checkpoint=trusted_checkpoint,
+                keyring_complete=True,
             )
-        self.record(
-            org_id,
-            {
-                "module": "audit",
-                "action": "audit.verified",
-                "crud": "execute",
-                "outcome": "success" if report.status == "ok" else "failure",
-                "reason": None
-                if report.status == "ok"
-                else f"{report.status}; first broken seq {report.first_broken_seq}",
-                "actor": dict(actor or SYSTEM_ACTOR),
-                "fields": {
-                    "status": report.status,
-                    "size": report.size,
-                    "events_checked": report.events_checked,
-                },
+        event = {
+            "module": "audit",
+            "action": "audit.verified",
+            "crud": "execute",
+            "outcome": "success" if report.status == "ok" else "failure",
+            "reason": None if report.status == "ok" else f"{report.status}; first broken seq {report.first_broken_seq}",
+            "actor": dict(actor or SYSTEM_ACTOR),
+            "fields": {
+                "status": report.status,
+                "size": report.size,
+                "events_checked": report.events_checked,
             },
-        )
+        }
+        try:
+            self.record(org_id, event)
+        except Exception:
+            # A ledger that fails verification may also refuse appends (a row forged past the
+            # head collides with the next sequence number); the verdict must still be returned.
+            if report.status == "ok":
+                raise
+            log.exception("could not record the verification of a %s ledger", report.status)
         return report
 
-    def export(
-        self, org_id: str, fmt: ExportFormat, flt: EventFilter, *, actor: Mapping[str, Any]
-    ) -> ExportResult:
+    def export(self, org_id: str, fmt: ExportFormat, flt: EventFilter, *, actor: Mapping[str, Any]) -> ExportResult:
         self.checkpoint_now(org_id)
         export_id = new_id()
         keyring = self.runtime.keyring
@@ -373,7 +435,5 @@ class Ledger:
 
     def root_at(self, org_id: str) -> bytes:
         with self.runtime.engine.connect() as conn:
-            row = conn.execute(
-                select(HEADS.c.size, HEADS.c.frontier).where(HEADS.c.org_id == org_id)
-            ).one_or_none()
+            row = conn.execute(select(HEADS.c.size, HEADS.c.frontier).where(HEADS.c.org_id == org_id)).one_or_none()
         return CompactRange.from_bytes(row.size, row.frontier).root() if row else CompactRange().root()

@@ -13,8 +13,7 @@ def checkpoint_signer(keyring: Keyring) -> NoteSigner:
 
 def trusted_verifiers(keyring: Keyring) -> list[NoteVerifier]:
     return [
-        NoteVerifier.from_public_key(keyring.instance_name, key.public_key)
-        for key in keyring.signing_public_keys()
+        NoteVerifier.from_public_key(keyring.instance_name, key.public_key) for key in keyring.signing_public_keys()
     ]
 
 

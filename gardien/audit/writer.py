@@ -21,6 +21,7 @@ from gardien.audit.models import HEADS
 from gardien.audit.sealing import PreparedEvent, Sealed, Sealer
 from gardien.core.clock import utcnow
 from gardien.core.db import write_transaction
+from gardien.core.errors import Problem
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ class LedgerWriter:
             # One bad job must not sink its neighbours: retry each alone, so only it fails.
             if len(jobs) == 1:
                 log.exception("ledger append failed")
-                jobs[0].future.set_exception(RuntimeError("the ledger could not record the event"))
+                jobs[0].future.set_exception(
+                    Problem(503, "ledger-unavailable", "Ledger unavailable", "the ledger could not record the event")
+                )
                 return
             for job in jobs:
                 self._commit([job])
@@ -136,9 +139,7 @@ class LedgerWriter:
         try:
             with self.engine.connect() as conn:
                 pending = list(
-                    conn.execute(
-                        select(HEADS.c.org_id).where(HEADS.c.size > HEADS.c.checkpoint_size)
-                    ).scalars()
+                    conn.execute(select(HEADS.c.org_id).where(HEADS.c.size > HEADS.c.checkpoint_size)).scalars()
                 )
             for org_id in pending:
                 with write_transaction(self.engine) as conn:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
 
 from gardien.core import service
 from gardien.core.auth import require, runtime_of
 from gardien.core.roles import ALL_ROLES, KEY_MANAGERS
-from gardien.core.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, OrganisationOut, WhoAmI
+from gardien.core.schemas import NO_NUL, ApiKeyCreate, ApiKeyCreated, ApiKeyOut, OrganisationOut, WhoAmI
 from gardien.core.service import Principal
 
 router = APIRouter(prefix="/api/v1", tags=["organisation"])
@@ -28,10 +31,7 @@ def whoami(request: Request, principal: Principal = Depends(require(ALL_ROLES)))
 @router.get("/keys", response_model=list[ApiKeyOut], summary="API keys of the organisation")
 def list_keys(request: Request, principal: Principal = Depends(require(KEY_MANAGERS))) -> list[ApiKeyOut]:
     with runtime_of(request).sessions() as session:
-        return [
-            ApiKeyOut.model_validate(k, from_attributes=True)
-            for k in service.list_keys(session, principal.org_id)
-        ]
+        return [ApiKeyOut.model_validate(k, from_attributes=True) for k in service.list_keys(session, principal.org_id)]
 
 
 @router.post("/keys", response_model=ApiKeyCreated, status_code=201, summary="Create an API key")
@@ -41,9 +41,7 @@ def create_key(
     runtime = runtime_of(request)
     with runtime.sessions.begin() as session:
         key, token = service.create_key(session, org_id=principal.org_id, name=body.name, role=body.role)
-        created = ApiKeyCreated(
-            **ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), token=token
-        )
+        created = ApiKeyCreated(**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), token=token)
     runtime.record(
         principal.org_id,
         {
@@ -60,7 +58,9 @@ def create_key(
 
 @router.delete("/keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key")
 def revoke_key(
-    key_id: str, request: Request, principal: Principal = Depends(require(KEY_MANAGERS))
+    key_id: Annotated[str, PathParam(max_length=64, pattern=NO_NUL)],
+    request: Request,
+    principal: Principal = Depends(require(KEY_MANAGERS)),
 ) -> ApiKeyOut:
     runtime = runtime_of(request)
     with runtime.sessions.begin() as session:

@@ -58,9 +58,13 @@ def problem_response(request: Request, problem: Problem) -> JSONResponse:
     return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "/".join(str(p) for p in loc)
+def _field_path(loc: tuple[Any, ...] | list[Any], kind: str = "") -> str:
+    # Only the first element says where (body, query…); later ones are member names, and a member
+    # may well be called "path" or "body".
+    where, parts = (str(loc[0]), list(loc[1:])) if loc else ("body", [])
+    if kind == "json_invalid":
+        return where  # the second element is a character offset, not a member
+    return ".".join(str(p) for p in parts) or where
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -72,7 +76,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": _field_path(e.get("loc", ())),
+                "field": _field_path(e.get("loc", ()), e.get("type", "")),
                 "in": (e.get("loc") or ["body"])[0],
                 "message": e.get("msg", ""),
                 "type": e.get("type", ""),
@@ -84,14 +88,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
-            exc.status_code, "http-error"
-        )
-        title = str(exc.detail) if isinstance(exc.detail, str) else "HTTP error"
-        return problem_response(request, Problem(exc.status_code, slug, title, title))
+        detail = str(exc.detail) if isinstance(exc.detail, str) else "HTTP error"
+        if exc.status_code == 413:
+            return problem_response(request, TooLarge(detail))
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            # FastAPI's "error parsing the body": JSON it could not turn into values (an integer
+            # of thousands of digits, bytes that are not UTF-8). Invalid input like any other.
+            message = str(exc.__cause__).split(";")[0]
+            error = {"field": "body", "in": "body", "message": message, "type": "json_invalid"}
+            return problem_response(request, InvalidInput(f"body: {message}", [error]))
+        slug = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(exc.status_code, "http-error")
+        return problem_response(request, Problem(exc.status_code, slug, detail, detail))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return problem_response(
-            request, Problem(500, "internal", "Internal error", "an unexpected error occurred")
-        )
+        return problem_response(request, Problem(500, "internal", "Internal error", "an unexpected error occurred"))

@@ -184,9 +184,7 @@ class Keyring:
             )
         size = 32 if kind == "hmac" else 64  # 64 bytes: an AES-256-SIV key is two AES-256 keys
         kid = f"{kind[:3]}-{now:%Y%m%d}-{secrets.token_hex(3)}"
-        return _Entry(
-            kid=kid, created_at=created, secret=base64.b64encode(secrets.token_bytes(size)).decode()
-        )
+        return _Entry(kid=kid, created_at=created, secret=base64.b64encode(secrets.token_bytes(size)).decode())
 
     def _load(self) -> None:
         try:

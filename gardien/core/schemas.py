@@ -8,6 +8,10 @@ from pydantic import BaseModel, Field
 
 from gardien.core.roles import Role
 
+# Text that reaches an indexed column: PostgreSQL text cannot hold NUL (SQLite can), so refuse it
+# up front on both engines rather than fail in the database.
+NO_NUL = r"^[^\x00]*$"
+
 
 class OrganisationOut(BaseModel):
     id: str
@@ -18,7 +22,7 @@ class OrganisationOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
     role: Role
 
 

@@ -64,9 +64,7 @@ def create_org(session: Session, *, slug: str, name: str, country: str = "FR") -
 
 
 def get_org(session: Session, org_ref: str) -> Organisation:
-    org = session.get(Organisation, org_ref) or session.scalar(
-        select(Organisation).where(Organisation.slug == org_ref)
-    )
+    org = session.get(Organisation, org_ref) or session.scalar(select(Organisation).where(Organisation.slug == org_ref))
     if org is None:
         raise NotFound(f"organisation {org_ref!r}")
     return org

@@ -38,9 +38,7 @@ def upgrade() -> None:
         sa.Column("secret_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("created_at", gardien.core.db.UTCDateTime(), nullable=False),
         sa.Column("revoked_at", gardien.core.db.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organisations.id"], name=op.f("fk_api_keys_org_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"], name=op.f("fk_api_keys_org_id_organisations")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
@@ -77,9 +75,7 @@ def upgrade() -> None:
         sa.Column("leaf_hash", sa.LargeBinary(length=32), nullable=False),
         sa.Column("mac", sa.LargeBinary(length=32), nullable=False),
         sa.Column("hmac_kid", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organisations.id"], name=op.f("fk_audit_events_org_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"], name=op.f("fk_audit_events_org_id_organisations")),
         sa.PrimaryKeyConstraint("org_id", "seq", name=op.f("pk_audit_events")),
         sa.UniqueConstraint("id", name=op.f("uq_audit_events_id")),
     )
@@ -98,9 +94,7 @@ def upgrade() -> None:
         sa.Column("payload_path", sa.Text(), nullable=False),
         sa.Column("created_at", gardien.core.db.UTCDateTime(), nullable=False),
         sa.Column("created_by", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organisations.id"], name=op.f("fk_audit_exports_org_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"], name=op.f("fk_audit_exports_org_id_organisations")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_exports")),
     )
     with op.batch_alter_table("audit_exports", schema=None) as batch_op:
@@ -115,9 +109,7 @@ def upgrade() -> None:
         sa.Column("frontier", sa.LargeBinary(), nullable=False),
         sa.Column("checkpoint_size", sa.BigInteger(), nullable=False),
         sa.Column("checkpoint_at", gardien.core.db.UTCDateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organisations.id"], name=op.f("fk_audit_heads_org_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"], name=op.f("fk_audit_heads_org_id_organisations")),
         sa.PrimaryKeyConstraint("org_id", name=op.f("pk_audit_heads")),
     )
     op.create_table(
@@ -129,9 +121,7 @@ def upgrade() -> None:
         sa.Column("frontier", sa.LargeBinary(), nullable=False),
         sa.Column("manifest", sa.Text(), nullable=False),
         sa.Column("created_at", gardien.core.db.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organisations.id"], name=op.f("fk_audit_purges_org_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"], name=op.f("fk_audit_purges_org_id_organisations")),
         sa.PrimaryKeyConstraint("org_id", "to_seq", name=op.f("pk_audit_purges")),
     )
     op.create_table(

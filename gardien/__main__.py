@@ -1,0 +1,5 @@
+"""`python -m gardien` runs the CLI."""
+
+from gardien.cli import main
+
+main()

@@ -1,0 +1,318 @@
+"""Who may call what: the role × endpoint matrix, authentication failures, and tenant isolation.
+
+The matrix is written out here, independently of gardien.core.roles, and checked against every
+route the application actually serves: an endpoint added without a matrix entry fails the suite.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import fastapi.routing
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from gardien.audit.checkpoint import Checkpoint, Note
+from gardien.audit.models import EVENTS
+from gardien.core import service
+from gardien.core.roles import Role
+from gardien.core.runtime import Runtime
+from tests.conftest import auth, make_key, sample_event
+
+PROBLEM_JSON = "application/problem+json"
+
+ADMIN, DPO, AUDITOR, OPERATOR, SERVICE = Role.ADMIN, Role.DPO, Role.AUDITOR, Role.OPERATOR, Role.SERVICE
+EVERY_ROLE = frozenset(Role)
+READERS = frozenset({ADMIN, DPO, AUDITOR})
+VERIFIERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+WRITERS = frozenset({ADMIN, DPO, SERVICE, OPERATOR})
+ADMIN_ONLY = frozenset({ADMIN})
+PUBLIC = None  # no key needed at all
+
+MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("GET", "/api/v1/audit/keys"): PUBLIC,
+    ("GET", "/api/v1/me"): EVERY_ROLE,
+    ("GET", "/api/v1/keys"): ADMIN_ONLY,
+    ("POST", "/api/v1/keys"): ADMIN_ONLY,
+    ("DELETE", "/api/v1/keys/{key_id}"): ADMIN_ONLY,
+    ("POST", "/api/v1/audit/events"): WRITERS,
+    ("POST", "/api/v1/audit/events/batch"): WRITERS,
+    ("GET", "/api/v1/audit/events"): READERS,
+    ("GET", "/api/v1/audit/events/{event_id}"): READERS,
+    ("GET", "/api/v1/audit/events/{event_id}/proof"): VERIFIERS,
+    ("GET", "/api/v1/audit/proofs/inclusion"): VERIFIERS,
+    ("GET", "/api/v1/audit/proofs/consistency"): VERIFIERS,
+    ("GET", "/api/v1/audit/checkpoints/latest"): VERIFIERS,
+    ("GET", "/api/v1/audit/checkpoints/{size}"): VERIFIERS,
+    ("POST", "/api/v1/audit/verify"): VERIFIERS,
+    ("POST", "/api/v1/audit/exports"): READERS,
+    ("GET", "/api/v1/audit/exports/{export_id}"): READERS,
+    ("GET", "/api/v1/audit/exports/{export_id}/payload"): READERS,
+}
+
+
+def served_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app answers, HEAD aside, walking app.routes (and included routers)."""
+    # FastAPI ≥ 0.16x keeps included routers nested in app.routes; its iterator flattens them.
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes: list[Any] = list(iterate(app.routes)) if iterate is not None else list(app.routes)
+    found: set[tuple[str, str]] = set()
+    for route in routes:
+        methods, path = getattr(route, "methods", None), getattr(route, "path", None)
+        assert methods and path, f"a route the access matrix cannot classify: {route!r}"
+        found.update((method, path) for method in methods if method != "HEAD")
+    return found
+
+
+def key_id(token: str) -> str:
+    return token.split("_")[1]
+
+
+def checkpoint_size(note: str) -> int:
+    return Checkpoint.parse(Note.parse(note).body).size
+
+
+def event_count(runtime: Runtime, org_id: str) -> int:
+    with runtime.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(EVENTS).where(EVENTS.c.org_id == org_id)).scalar_one())
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://gardien.dev/problems/")
+    return body
+
+
+@dataclass
+class World:
+    """One organisation with events, two checkpoints and an export: valid inputs for every route."""
+
+    runtime: Runtime
+    org: str
+    tokens: dict[Role, str]
+    event_id: str
+    old_size: int
+    new_size: int
+    export_id: str
+
+    def request(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
+        """A valid request for a route: the URL with its path filled in, and its parameters/body."""
+        kwargs: dict[str, Any] = {}
+        url = path.replace("{event_id}", self.event_id).replace("{export_id}", self.export_id)
+        url = url.replace("{size}", str(self.new_size))
+        if "{key_id}" in url:
+            url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
+        bodies: dict[tuple[str, str], Any] = {
+            ("POST", "/api/v1/keys"): {"name": "matrix", "role": "auditor"},
+            ("POST", "/api/v1/audit/events"): sample_event(),
+            ("POST", "/api/v1/audit/events/batch"): {"events": [sample_event(), sample_event(action="artist.read")]},
+            ("POST", "/api/v1/audit/verify"): {},
+            ("POST", "/api/v1/audit/exports"): {"format": "csv", "filter": {"module": "bookings"}},
+        }
+        params: dict[tuple[str, str], Any] = {
+            ("GET", "/api/v1/audit/events"): {"module": "bookings", "limit": 2},
+            ("GET", "/api/v1/audit/proofs/inclusion"): {"seq": 0, "size": self.new_size},
+            ("GET", "/api/v1/audit/proofs/consistency"): {"old": self.old_size, "new": self.new_size},
+        }
+        if (method, path) in bodies:
+            kwargs["json"] = bodies[(method, path)]
+        if (method, path) in params:
+            kwargs["params"] = params[(method, path)]
+        return url, kwargs
+
+
+@pytest.fixture
+def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClient) -> World:
+    batch = client.post(
+        "/api/v1/audit/events/batch",
+        json={"events": [sample_event(), sample_event(action="artist.create", crud="create")]},
+        headers=auth(tokens[SERVICE]),
+    )
+    assert batch.status_code == 201, batch.text
+    first = client.post("/api/v1/audit/exports", json={}, headers=auth(tokens[ADMIN]))
+    assert first.status_code == 201, first.text
+    second = client.post("/api/v1/audit/exports", json={"format": "json"}, headers=auth(tokens[ADMIN]))
+    assert second.status_code == 201, second.text
+    old_size = checkpoint_size(first.json()["manifest"]["checkpoint"])
+    new_size = checkpoint_size(second.json()["manifest"]["checkpoint"])
+    assert old_size < new_size
+    return World(
+        runtime=runtime,
+        org=org,
+        tokens=tokens,
+        event_id=batch.json()["receipts"][0]["id"],
+        old_size=old_size,
+        new_size=new_size,
+        export_id=first.json()["id"],
+    )
+
+
+def test_every_served_route_has_a_matrix_entry(client: TestClient) -> None:
+    served = served_routes(client.app)  # type: ignore[arg-type]
+    assert served - set(MATRIX) == set(), "new endpoints need an entry in the access matrix"
+    assert set(MATRIX) - served == set(), "the matrix names endpoints the app no longer serves"
+
+
+def _route_id(route: tuple[str, str]) -> str:
+    return f"{route[0]} {route[1]}"
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=_route_id)
+def test_each_role_is_allowed_or_refused_as_the_matrix_says(
+    route: tuple[str, str], world: World, client: TestClient
+) -> None:
+    method, path = route
+    allowed = MATRIX[route]
+    for role in Role:
+        url, kwargs = world.request(method, path)
+        before = event_count(world.runtime, world.org)
+        response = client.request(method, url, headers=auth(world.tokens[role]), **kwargs)
+        if allowed is PUBLIC or role in allowed:
+            assert 200 <= response.status_code < 300, f"{role.value}: {response.status_code} {response.text}"
+        else:
+            body = assert_problem(response, 403)
+            assert body["type"].endswith("/forbidden")
+            assert role.value in body["detail"]
+            if method == "POST" and "/events" in path:
+                assert event_count(world.runtime, world.org) == before, "a refused append wrote to the ledger"
+
+
+@pytest.mark.parametrize("route", sorted(r for r, roles in MATRIX.items() if roles is PUBLIC), ids=_route_id)
+def test_public_routes_need_no_key(route: tuple[str, str], client: TestClient) -> None:
+    method, path = route
+    assert client.request(method, path).status_code == 200
+    # A key that is not valid does not turn a public route into a refusal either.
+    assert client.request(method, path, headers={"Authorization": "Bearer nonsense"}).status_code == 200
+
+
+def _revoked_admin_token(world: World, client: TestClient) -> str:
+    token = make_key(world.runtime, world.org, ADMIN)
+    assert client.get("/api/v1/me", headers=auth(token)).status_code == 200  # now cached as valid
+    revoked = client.delete(f"/api/v1/keys/{key_id(token)}", headers=auth(world.tokens[ADMIN]))
+    assert revoked.status_code == 200, revoked.text
+    assert revoked.json()["revoked_at"] is not None
+    return token
+
+
+@pytest.mark.parametrize("route", sorted(r for r, roles in MATRIX.items() if roles is not PUBLIC), ids=_route_id)
+def test_protected_routes_refuse_missing_malformed_wrong_and_revoked_keys(
+    route: tuple[str, str], world: World, client: TestClient
+) -> None:
+    method, path = route
+    admin_key = world.tokens[ADMIN]
+    impostor = f"gdn_{key_id(admin_key)}_{'A' * 43}"  # a real key id with a wrong secret
+    attempts: dict[str, dict[str, str]] = {
+        "no key": {},
+        "empty bearer": {"Authorization": "Bearer "},
+        "not bearer": {"Authorization": f"Basic {admin_key}"},
+        "malformed": {"Authorization": "Bearer gdn_not-a-key"},
+        "unknown": {"Authorization": f"Bearer gdn_{'a' * 12}_{'B' * 43}"},
+        "wrong secret": auth(impostor),
+        "revoked": auth(_revoked_admin_token(world, client)),
+    }
+    for label, headers in attempts.items():
+        url, kwargs = world.request(method, path)
+        before = event_count(world.runtime, world.org)
+        response = client.request(method, url, headers=headers, **kwargs)
+        body = assert_problem(response, 401)
+        assert response.headers.get("www-authenticate") == "Bearer", label
+        assert body["type"].endswith("/unauthorized"), label
+        assert event_count(world.runtime, world.org) == before, f"{label}: an unauthenticated call left a trace"
+
+
+@pytest.fixture
+def other_org(runtime: Runtime, client: TestClient) -> Iterator[dict[str, Any]]:
+    """A second organisation with data of its own, larger than the first one's ledger."""
+    with runtime.sessions.begin() as session:
+        org_id = service.create_org(session, slug=f"other-{uuid.uuid4().hex[:10]}", name="Other").id
+    tokens = {role: make_key(runtime, org_id, role) for role in (ADMIN, SERVICE)}
+    marker = f"secret-{uuid.uuid4().hex}"
+    events = [sample_event(actor={"type": "user", "id": marker, "display": marker}) for _ in range(40)]
+    batch = client.post("/api/v1/audit/events/batch", json={"events": events}, headers=auth(tokens[SERVICE]))
+    assert batch.status_code == 201, batch.text
+    export = client.post("/api/v1/audit/exports", json={}, headers=auth(tokens[ADMIN]))
+    assert export.status_code == 201, export.text
+    checkpoint = export.json()["manifest"]["checkpoint"]
+    yield {
+        "org": org_id,
+        "tokens": tokens,
+        "marker": marker,
+        "event_id": batch.json()["receipts"][30]["id"],
+        "export_id": export.json()["id"],
+        "size": checkpoint_size(checkpoint),
+        "root": Checkpoint.parse(Note.parse(checkpoint).body).root,
+        "key_id": key_id(tokens[SERVICE]),
+    }
+
+
+def test_another_organisations_objects_are_not_found_and_never_shown(
+    world: World, other_org: dict[str, Any], client: TestClient
+) -> None:
+    mine = world.tokens
+    theirs = other_org
+    assert world.new_size < theirs["size"], "the other ledger must have checkpoint sizes this one lacks"
+    secrets_of_theirs = [theirs["marker"], base64.b64encode(theirs["root"]).decode(), theirs["org"]]
+    not_found = {
+        "event": ("GET", f"/api/v1/audit/events/{theirs['event_id']}", {}, READERS),
+        "event proof": ("GET", f"/api/v1/audit/events/{theirs['event_id']}/proof", {}, VERIFIERS),
+        "export manifest": ("GET", f"/api/v1/audit/exports/{theirs['export_id']}", {}, READERS),
+        "export payload": ("GET", f"/api/v1/audit/exports/{theirs['export_id']}/payload", {}, READERS),
+        "checkpoint": ("GET", f"/api/v1/audit/checkpoints/{theirs['size']}", {}, VERIFIERS),
+        "inclusion at their size": (
+            "GET",
+            "/api/v1/audit/proofs/inclusion",
+            {"params": {"seq": 0, "size": theirs["size"]}},
+            VERIFIERS,
+        ),
+        "consistency to their size": (
+            "GET",
+            "/api/v1/audit/proofs/consistency",
+            {"params": {"old": world.old_size, "new": theirs["size"]}},
+            VERIFIERS,
+        ),
+        "api key": ("DELETE", f"/api/v1/keys/{theirs['key_id']}", {}, ADMIN_ONLY),
+    }
+    for label, (method, url, kwargs, roles) in not_found.items():
+        for role in roles:
+            response = client.request(method, url, headers=auth(mine[role]), **kwargs)
+            assert_problem(response, 404)
+            for secret in secrets_of_theirs:
+                assert secret not in response.text, f"{label} as {role.value} leaked the other organisation's data"
+
+    # Their key survived the attempt to revoke it, and their data is intact and still theirs.
+    assert client.get("/api/v1/me", headers=auth(theirs["tokens"][SERVICE])).status_code == 200
+    own = client.get(f"/api/v1/audit/events/{theirs['event_id']}", headers=auth(theirs["tokens"][ADMIN]))
+    assert own.status_code == 200 and own.json()["actor"]["id"] == theirs["marker"]
+
+    # Listings, exports, checkpoints and key lists only ever show the caller's organisation.
+    listing = client.get("/api/v1/audit/events", params={"limit": 1000}, headers=auth(mine[AUDITOR]))
+    assert listing.status_code == 200
+    assert {e["org"] for e in listing.json()["events"]} == {world.org}
+    assert theirs["marker"] not in listing.text
+    export = client.post("/api/v1/audit/exports", json={}, headers=auth(mine[DPO]))
+    assert export.status_code == 201 and export.json()["manifest"]["org"] == world.org
+    payload = client.get(export.json()["payload_url"], headers=auth(mine[DPO]))
+    assert payload.status_code == 200 and theirs["marker"] not in payload.text
+    latest = client.get("/api/v1/audit/checkpoints/latest", headers=auth(mine[OPERATOR])).json()
+    assert f"/audit/{world.org}\n" in latest["note"] and latest["size"] < theirs["size"]
+    keys = client.get("/api/v1/keys", headers=auth(mine[ADMIN])).json()
+    assert theirs["key_id"] not in {k["id"] for k in keys}
+    me = client.get("/api/v1/me", headers=auth(mine[AUDITOR])).json()
+    assert me["organisation"]["id"] == world.org and me["role"] == "auditor"
+    # Asked by their actor id, last: the question itself is recorded in this organisation's ledger.
+    by_actor = client.get("/api/v1/audit/events", params={"actor": theirs["marker"]}, headers=auth(mine[AUDITOR]))
+    assert by_actor.json() == {"events": [], "next_cursor": None}

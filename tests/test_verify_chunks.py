@@ -1,0 +1,45 @@
+"""The chunked, multi-process verifier agrees with the single-process one, wherever checkpoints fall."""
+
+from __future__ import annotations
+
+import pytest
+
+from gardien.audit.service import Ledger
+from gardien.audit.signing import trusted_verifiers
+from gardien.audit.verify import verify_org
+from gardien.core.runtime import Runtime
+from tests.conftest import sample_event
+
+
+def _verify(runtime: Runtime, org: str, *, workers: int, chunk: int) -> tuple[str, int, int]:
+    keyring = runtime.keyring
+    with runtime.engine.connect() as conn:
+        report = verify_org(
+            conn,
+            org,
+            instance_name=keyring.instance_name,
+            hmac_keys=keyring.hmac_keys(),
+            verifiers=trusted_verifiers(keyring),
+            workers=workers,
+            chunk=chunk,
+        )
+    return report.status, report.events_checked, report.checkpoints_checked
+
+
+def test_checkpoints_on_and_off_chunk_boundaries(runtime: Runtime, ledger: Ledger, org: str) -> None:
+    # Checkpoints at 64 and 128 fall exactly on chunk boundaries, the others inside chunks.
+    for size in (5, 64, 100, 128, 129, 200, 256, 301):
+        missing = size - ledger.head_size(org)
+        ledger.append_batch(org, [sample_event(fields={"n": i}) for i in range(missing)])
+        ledger.checkpoint_now(org)
+        assert ledger.checkpoint(org).size == size
+    expected = _verify(runtime, org, workers=1, chunk=64)
+    assert expected[:2] == ("ok", 301)
+    assert expected[2] >= 8
+    assert _verify(runtime, org, workers=2, chunk=64) == expected
+    assert _verify(runtime, org, workers=1, chunk=1 << 16) == expected
+
+
+def test_chunk_must_be_a_power_of_two(runtime: Runtime, org: str) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        _verify(runtime, org, workers=1, chunk=1000)
