@@ -196,7 +196,7 @@ def verify(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON lines")] = False,
 ) -> None:
-    """Recompute the ledger: exit 0 ok, 1 tampered, 2 unverifiable."""
+    """Recompute the ledger: exit 0 ok, 1 tampered, 3 unverifiable (2 is a usage error)."""
     from gardien.audit.service import Ledger
 
     runtime = _runtime()
@@ -228,7 +228,7 @@ def verify(
             typer.echo(f"  first broken sequence number: {report.first_broken_seq}")
         for finding in report.findings[:20]:
             typer.echo(f"  - [{finding.kind}] seq {finding.seq}: {finding.detail}")
-    raise typer.Exit({0: 0, 2: 2, 3: 1}[worst])
+    raise typer.Exit({0: 0, 2: 3, 3: 1}[worst])
 
 
 @audit.command("export")

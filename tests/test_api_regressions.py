@@ -26,3 +26,18 @@ def test_a_large_double_survives_csv_and_json_exports(
             payload, payload.with_name(payload.name + ".manifest.json"), trusted_verifiers(runtime.keyring)
         )
         assert check.ok, check.problems
+
+
+def test_a_listing_does_not_chase_its_own_read_events(
+    client: TestClient, ledger: Ledger, tokens: dict[Role, str], org: str
+) -> None:
+    ledger.append_batch(org, [sample_event() for _ in range(3)])
+    seen: list[int] = []
+    params: dict[str, object] = {"limit": 1}
+    for _ in range(20):
+        page = client.get("/api/v1/audit/events", params=params, headers=auth(tokens[Role.AUDITOR])).json()
+        seen += [e["seq"] for e in page["events"]]
+        if page["next_cursor"] is None:
+            break
+        params = {"limit": 1, "cursor": page["next_cursor"]}
+    assert seen == [0, 1, 2]

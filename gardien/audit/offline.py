@@ -18,7 +18,7 @@ import orjson
 
 from gardien.audit.canonical import CanonicalError, recanonicalize
 from gardien.audit.checkpoint import Checkpoint, Note, NoteError, NoteVerifier, check_note
-from gardien.audit.export import (
+from gardien.audit.manifest import (
     CSV_COLUMNS,
     MANIFEST_SCHEMA,
     iter_payload_events,

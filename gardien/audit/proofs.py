@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from gardien.audit import merkle
 from gardien.audit.models import CHECKPOINTS, EVENTS, NODES
-from gardien.core.errors import Conflict, NotFound
+from gardien.core.errors import Conflict, NotFound, Problem
 
 
 def node_fetcher(conn: Connection, org_id: str) -> merkle.Fetch:
@@ -45,8 +45,11 @@ def node_fetcher(conn: Connection, org_id: str) -> merkle.Fetch:
         out: list[list[bytes]] = []
         for (level, start, end), hashes in zip(ranges, found, strict=True):
             if len(hashes) != end - start:
-                raise Conflict(
-                    f"the ledger is missing tree data at level {level} [{start}, {end}); run `gardien audit verify`"
+                raise Problem(
+                    409,
+                    "ledger-damaged",
+                    "Ledger damaged",
+                    f"the ledger is missing tree data at level {level} [{start}, {end}); run `gardien audit verify`",
                 )
             out.append([hashes[i] for i in range(start, end)])
         return out
@@ -76,7 +79,12 @@ def inclusion(conn: Connection, org_id: str, seq: int, size: int | None) -> tupl
     """Leaf hash and audit path of event `seq` in the checkpointed tree of `size` (default: latest)."""
     tree_size = checkpoint_row(conn, org_id, size)[0]
     if seq >= tree_size:
-        raise Conflict(f"event {seq} is not covered by checkpoint {tree_size} yet; checkpoints follow within a second")
+        raise Problem(
+            409,
+            "not-yet-sealed",
+            "Not yet sealed",
+            f"event {seq} is not covered by checkpoint {tree_size} yet; checkpoints follow within a second",
+        )
     leaf = conn.execute(
         select(EVENTS.c.leaf_hash).where(EVENTS.c.org_id == org_id, EVENTS.c.seq == seq)
     ).scalar_one_or_none()

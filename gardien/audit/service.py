@@ -102,17 +102,18 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"after": seq})).decode().rstrip("=")
+def encode_cursor(after: int, upto: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps({"after": after, "upto": upto})).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    """(last sequence number returned, end of the listing fixed when its first page was read)."""
     try:
         raw = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after = raw["after"]
-        if type(after) is not int or not -1 <= after <= MAX_SEQ:
+        after, upto = raw["after"], raw["upto"]
+        if type(after) is not int or type(upto) is not int or not -1 <= after < upto <= MAX_SEQ:
             raise ValueError
-        return after
+        return after, upto
     except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise InvalidInput(
             "cursor: not a cursor this API returned",
@@ -217,11 +218,13 @@ class Ledger:
         limit: int,
         actor: Mapping[str, Any],
     ) -> EventPage:
-        after = decode_cursor(cursor) if cursor else -1
+        # A listing ends where the ledger stood at its first page: reading records events, and a
+        # listing that chased its own reads would never end.
+        after, upto = decode_cursor(cursor) if cursor else (-1, self.head_size(org_id))
         limit = max(1, min(limit, MAX_PAGE))
         stmt = (
             filtered(select(EVENTS.c.seq, EVENTS.c.canonical), org_id, flt)
-            .where(EVENTS.c.seq > after)
+            .where(EVENTS.c.seq > after, EVENTS.c.seq < upto)
             .order_by(EVENTS.c.seq)
             .limit(limit + 1)
         )
@@ -241,7 +244,7 @@ class Ledger:
         )
         return EventPage(
             events=[orjson.loads(r.canonical) for r in rows],
-            next_cursor=encode_cursor(rows[-1].seq) if more else None,
+            next_cursor=encode_cursor(rows[-1].seq, upto) if more else None,
         )
 
     def get_event(self, org_id: str, event_id: str, *, actor: Mapping[str, Any]) -> dict[str, Any]:

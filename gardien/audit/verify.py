@@ -422,6 +422,7 @@ def _run(engine: Engine, tasks: list[_ChunkTask], workers: int | None) -> list[_
     # A plain fork is fastest, but only safe without other threads: in the server (group commit,
     # uvicorn) a child would inherit their locks in whatever state they were. There a fork server,
     # started once with this module imported, hands out clean children instead.
+    context: multiprocessing.context.BaseContext
     if threading.active_count() == 1:
         context = multiprocessing.get_context("fork")
     else:
