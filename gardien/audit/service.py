@@ -161,8 +161,16 @@ class Ledger:
                     for e in exc.errors()
                 ]
                 raise InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors) from exc
-        _check_free_members(event, field)
-        return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
+        try:
+            # orjson refuses lone surrogates in C, before pydantic's dump would quietly replace them.
+            orjson.dumps(event.fields)
+            if event.changes is not None:
+                orjson.dumps([event.changes.before, event.changes.after])
+            return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
+        except (orjson.JSONEncodeError, InvalidInput):
+            # Walk the free-form members only now, to name the one that has no canonical form.
+            _check_free_members(event, field)
+            raise
 
     def prepare_batch(self, events: Sequence[EventIn | Mapping[str, Any]]) -> list[PreparedEvent]:
         limit = self.runtime.settings.audit_max_batch

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import uuid6
+import uuid_utils
 
 
 def new_id() -> str:
-    return str(uuid6.uuid7())
+    return str(uuid_utils.uuid7())
