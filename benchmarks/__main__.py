@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default $GARDIEN_BENCH_POSTGRES_URL, $GARDIEN_TEST_POSTGRES_URL, or the local server)",
     )
     parser.add_argument("--events", type=int, help="size of the large ledger (default 1,000,000; quick 100,000)")
-    parser.add_argument("--append-events", type=int, help="events timed in figure 1 (default 200,000)")
+    parser.add_argument("--append-events", type=int, help="events timed in figure 1 (default 100,000; quick 30,000)")
     parser.add_argument("--duration", type=float, help="HTTP measurement window, seconds (default 10)")
     parser.add_argument("--warmup", type=float, help="HTTP warm-up, seconds (default 3)")
     parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections (default 32)")
@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def make_config(args: argparse.Namespace) -> Config:
     quick = args.quick
-    append_events = args.append_events or (30_000 if quick else 200_000)
+    append_events = args.append_events or (30_000 if quick else 100_000)
     return Config(
         quick=quick,
         seed=args.seed,

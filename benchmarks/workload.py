@@ -196,6 +196,7 @@ _CONTENT_TYPES = {kind: 10 + i for i, kind in enumerate(sorted({t for a in ACTIO
 
 
 def baseline_ddl(dialect: str) -> list[str]:
+    """The table, without its secondary indexes (see baseline_index_ddl)."""
     if dialect == "sqlite":
         key, stamp = "id INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT"
     else:
@@ -212,11 +213,20 @@ def baseline_ddl(dialect: str) -> list[str]:
             remote_addr VARCHAR(45),
             timestamp {stamp} NOT NULL,
             additional_data TEXT
-        )""",
-        f"CREATE INDEX IF NOT EXISTS ix_{BASELINE_TABLE}_object_pk ON {BASELINE_TABLE} (object_pk)",
-        f"CREATE INDEX IF NOT EXISTS ix_{BASELINE_TABLE}_actor ON {BASELINE_TABLE} (actor_id)",
-        f"CREATE INDEX IF NOT EXISTS ix_{BASELINE_TABLE}_timestamp ON {BASELINE_TABLE} (timestamp)",
-        f"CREATE INDEX IF NOT EXISTS ix_{BASELINE_TABLE}_ctype ON {BASELINE_TABLE} (content_type_id)",
+        )"""
+    ]
+
+
+def baseline_index_ddl() -> list[str]:
+    """django-auditlog's lookups: by object, by actor, by time, by content type."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS ix_{BASELINE_TABLE}_{name} ON {BASELINE_TABLE} ({column})"
+        for name, column in (
+            ("object_pk", "object_pk"),
+            ("actor", "actor_id"),
+            ("timestamp", "timestamp"),
+            ("ctype", "content_type_id"),
+        )
     ]
 
 

@@ -36,6 +36,19 @@ def _runtime() -> Any:
         _fail(str(exc))
 
 
+def _ledger(runtime: Any) -> Any:
+    from gardien.audit.service import Ledger
+    from gardien.core.keyring import KeyringError
+
+    try:
+        return Ledger(runtime)
+    except KeyringError as exc:
+        _fail(str(exc))
+
+
+CLI_ACTOR = {"type": "cli", "id": "gardien-cli", "display": "gardien command line"}
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -113,9 +126,20 @@ def create_org(
     try:
         with runtime.sessions.begin() as session:
             org = service.create_org(session, slug=slug, name=name or slug, country=country)
-            typer.echo(f"{org.id}\t{org.slug}")
     except Problem as exc:
         _fail(exc.detail or exc.title)
+    _ledger(runtime).record(
+        org.id,
+        {
+            "module": "core",
+            "action": "organisation.create",
+            "crud": "create",
+            "actor": CLI_ACTOR,
+            "target": {"type": "organisation", "id": org.id, "display": org.slug},
+            "fields": {"country": org.country},
+        },
+    )
+    typer.echo(f"{org.id}\t{org.slug}")
 
 
 @admin.command("list-orgs")
@@ -145,6 +169,17 @@ def create_key(
             key, token = service.create_key(session, org_id=found.id, name=name, role=role)
     except Problem as exc:
         _fail(exc.detail or exc.title)
+    _ledger(runtime).record(
+        key.org_id,
+        {
+            "module": "core",
+            "action": "api_key.create",
+            "crud": "create",
+            "actor": CLI_ACTOR,
+            "target": {"type": "api_key", "id": key.id, "display": key.name},
+            "fields": {"role": key.role},
+        },
+    )
     typer.echo(token)
     typer.secho(f"key {key.id} ({role.value}) for {org}; shown once, stored hashed", err=True)
 
@@ -162,6 +197,33 @@ def rotate(
         if one not in KEY_KINDS:
             _fail(f"unknown key kind {one!r}; choose hmac, signing, encryption or all")
         typer.echo(f"{one}: new key {runtime.keyring.rotate(one)}")
+    _record_rotation(runtime, list(kinds))
+
+
+def _record_rotation(runtime: Any, kinds: list[str]) -> None:
+    """Every organisation's ledger says when the keys that seal it changed."""
+    from sqlalchemy.exc import DBAPIError
+
+    from gardien.core import service
+
+    try:
+        with runtime.sessions() as session:
+            org_ids = [o.id for o in service.list_orgs(session)]
+    except DBAPIError:
+        typer.secho("no database yet: the rotation is not recorded in any ledger", err=True)
+        return
+    ledger = _ledger(runtime)
+    for org_id in org_ids:
+        ledger.record(
+            org_id,
+            {
+                "module": "core",
+                "action": "keyring.rotate",
+                "crud": "update",
+                "actor": CLI_ACTOR,
+                "fields": {"kinds": kinds},
+            },
+        )
 
 
 @keys.command("public")
@@ -183,7 +245,7 @@ def _org_ids(runtime: Any, org: str | None) -> list[str]:
         try:
             return [service.get_org(session, org).id]
         except NotFound:
-            _fail(f"no organisation {org!r}")
+            _fail(f"no organisation {org!r}; see `gardien admin list-orgs`", 2)
     return []
 
 
@@ -197,10 +259,11 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="print the reports as JSON lines")] = False,
 ) -> None:
     """Recompute the ledger: exit 0 ok, 1 tampered, 3 unverifiable (2 is a usage error)."""
-    from gardien.audit.service import Ledger
 
     runtime = _runtime()
-    ledger = Ledger(runtime)
+    ledger = _ledger(runtime)
+    if checkpoint is not None and org is None:
+        _fail("--checkpoint belongs to one organisation's log: name it with --org", 2)
     trusted = checkpoint.read_text() if checkpoint else None
     if trusted is not None:
         from gardien.audit.checkpoint import Checkpoint, Note, NoteError
@@ -250,7 +313,6 @@ def export(
     from pydantic import ValidationError
 
     from gardien.audit.schemas import EventFilter
-    from gardien.audit.service import Ledger
     from gardien.core.errors import Problem
 
     runtime = _runtime()
@@ -273,7 +335,7 @@ def export(
     except ValidationError as exc:
         _fail(f"invalid filter: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     try:
-        result = Ledger(runtime).export(ids[0], fmt, flt, actor={"type": "cli", "id": "gardien-cli"})  # type: ignore[arg-type]
+        result = _ledger(runtime).export(ids[0], fmt, flt, actor=CLI_ACTOR)
     except Problem as exc:  # e.g. nothing sealed yet to export
         _fail(exc.detail or exc.title)
     payload, manifest = result.payload_path, result.manifest_path

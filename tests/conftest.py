@@ -82,6 +82,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 def runtime(settings: Settings) -> Iterator[Runtime]:
     rt = Runtime.start(settings)
     upgrade(rt.engine)
+    Ledger(rt)  # adopts the new keyring while the ledger is still empty
     yield rt
     rt.close()
 

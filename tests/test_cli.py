@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from gardien.audit.models import EVENTS
 from gardien.cli import app
 from gardien.core.runtime import Runtime
 from tests.conftest import auth, sample_event
@@ -256,11 +258,21 @@ def test_audit_verify_checks_a_kept_checkpoint_and_refuses_a_file_that_is_not_on
     assert missing.exception is None or isinstance(missing.exception, SystemExit)
 
 
-def test_audit_export_of_a_ledger_with_nothing_sealed_fails_clearly(cli: CliRunner) -> None:
-    _org_id, name = create_org(cli)
-    result = run(cli, "audit", "export", "--org", name)
+def test_audit_export_of_a_ledger_with_nothing_sealed_fails_clearly(cli: CliRunner, org: str) -> None:
+    # `org` comes from the service layer, so its ledger is empty; the CLI's create-org records itself.
+    result = run(cli, "audit", "export", "--org", org)
     assert result.exit_code == 1
     assert "the ledger is empty or not yet sealed" in result.stderr
     assert isinstance(result.exception, SystemExit), "a clear message, not a traceback"
-    bad_filter = run(cli, "audit", "export", "--org", name, "--since", "yesterday")
+    bad_filter = run(cli, "audit", "export", "--org", org, "--since", "yesterday")
     assert bad_filter.exit_code == 1 and "invalid filter: since" in bad_filter.stderr
+
+
+def test_cli_changes_are_recorded_in_the_ledger(cli: CliRunner, runtime: Runtime) -> None:
+    org_id, name = create_org(cli)
+    assert run(cli, "admin", "create-key", name, "--role", "auditor").exit_code == 0
+    with runtime.engine.connect() as conn:
+        actions = list(
+            conn.execute(select(EVENTS.c.action).where(EVENTS.c.org_id == org_id).order_by(EVENTS.c.seq)).scalars()
+        )
+    assert actions == ["organisation.create", "api_key.create"]

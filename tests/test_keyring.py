@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import shutil
 import stat
 import uuid
 from collections.abc import Iterator
@@ -161,6 +162,8 @@ def own_runtime(runtime: Runtime, tmp_path: Path) -> Iterator[Runtime]:
             checkpoint_every_seconds=runtime.settings.checkpoint_every_seconds,
         )
     )
+    # Tests share one database between keyrings, which no installation does: adopt it explicitly.
+    rt.keyring.created = False
     try:
         yield rt
     finally:
@@ -288,3 +291,34 @@ def test_hmac_key_digest_equals_the_standard_library(length: int, data: st.DataO
 @given(secret=st.binary(max_size=200), message=st.binary(max_size=200))
 def test_hmac_key_digest_equals_the_standard_library_for_any_key(secret: bytes, message: bytes) -> None:
     assert HmacKey("hma-test", secret).digest(message) == hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def test_a_lost_keyring_is_refused_not_replaced(runtime: Runtime, ledger: Ledger, org: str, tmp_path: Path) -> None:
+    ledger.append(org, {"module": "t", "action": "x", "crud": "create", "actor": {"type": "user", "id": "u"}})
+    ledger.checkpoint_now(org)
+    lost = Runtime.start(
+        Settings(database_url=runtime.settings.database_url, keys_dir=tmp_path / "empty", instance_name="gardien.test")
+    )
+    try:
+        assert lost.keyring.created
+        with pytest.raises(KeyringError, match="restore the keys directory"):
+            Ledger(lost)
+    finally:
+        lost.close()
+
+
+def test_starting_writes_nothing_into_an_existing_keys_directory(runtime: Runtime, tmp_path: Path) -> None:
+    # What a read-only mount (a Kubernetes secret) needs: opening never creates or rewrites a file.
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy2(runtime.settings.keys_dir / "keyring.json", keys / "keyring.json")
+    before = {p.name: p.stat().st_mtime_ns for p in keys.iterdir()}
+    mounted = Runtime.start(
+        Settings(database_url=runtime.settings.database_url, keys_dir=keys, instance_name="gardien.test")
+    )
+    try:
+        assert not mounted.keyring.created
+        Ledger(mounted).verify  # noqa: B018  (building the ledger checks the keyring)
+    finally:
+        mounted.close()
+    assert {p.name: p.stat().st_mtime_ns for p in keys.iterdir()} == before

@@ -440,6 +440,8 @@ def own_runtime(runtime: Runtime, tmp_path: Path) -> Iterator[Runtime]:
         checkpoint_every_seconds=runtime.settings.checkpoint_every_seconds,
     )
     rt = Runtime.start(settings)
+    # Tests share one database between keyrings, which no installation does: adopt it explicitly.
+    rt.keyring.created = False
     try:
         yield rt
     finally:

@@ -29,6 +29,7 @@ from gardien.audit.sealing import Sealed
 from gardien.audit.service import Ledger
 from gardien.core.auth import require
 from gardien.core.clock import rfc3339
+from gardien.core.errors import Problem
 from gardien.core.roles import LEDGER_READERS, LEDGER_VERIFIERS, LEDGER_WRITERS
 from gardien.core.schemas import NO_NUL
 from gardien.core.service import Principal
@@ -255,6 +256,8 @@ def export_payload(
 ) -> FileResponse:
     ledger = ledger_of(request)
     manifest, path = ledger.get_export(principal.org_id, export_id)
+    if not path.is_file():
+        raise Problem(410, "gone", "Gone", f"the payload of export {export_id} is no longer on this server")
     ledger.record_download(principal.org_id, export_id, principal.as_actor())
     media = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}[manifest["format"]]
     return FileResponse(path, media_type=media, filename=path.name)

@@ -14,13 +14,14 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import DBAPIError
 
 from gardien.audit import proofs
 from gardien.audit.canonical import MAX_SAFE_INTEGER
 from gardien.audit.export import ExportResult, filtered, write_export
 from gardien.audit.merkle import CompactRange
-from gardien.audit.models import EVENTS, EXPORTS, HEADS
+from gardien.audit.models import CHECKPOINTS, EVENTS, EXPORTS, HEADS
 from gardien.audit.schemas import (
     CheckpointOut,
     ConsistencyProofOut,
@@ -40,6 +41,7 @@ from gardien.core.clock import utcnow
 from gardien.core.db import write_transaction
 from gardien.core.errors import InvalidInput, NotFound, TooLarge
 from gardien.core.ids import new_id
+from gardien.core.keyring import KeyringError
 from gardien.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,7 @@ class Ledger:
             checkpoint_every_events=settings.checkpoint_every_events,
             checkpoint_every_seconds=settings.checkpoint_every_seconds,
         )
+        self.check_keyring()
         self.writer = LedgerWriter(
             runtime.engine,
             self.sealer,
@@ -138,6 +141,30 @@ class Ledger:
         )
 
     # --- writing -----------------------------------------------------------------------------
+
+    def check_keyring(self) -> None:
+        """Refuse a keyring generated just now beside a ledger that was sealed with another one.
+
+        That happens when the keys directory was lost or not mounted: going on would sign new
+        checkpoints with new keys and make every earlier one look forged.
+        """
+        keyring = self.runtime.keyring
+        if not keyring.created:
+            return
+        try:
+            with self.runtime.engine.connect() as conn:
+                sealed = conn.execute(select(func.count()).select_from(CHECKPOINTS)).scalar_one()
+        except DBAPIError:
+            return  # not migrated yet: there is no ledger to contradict
+        if not sealed:
+            keyring.created = False  # adopted: the ledger will be sealed with this keyring from now on
+            return
+        if sealed:
+            raise KeyringError(
+                f"a new keyring was just created in {keyring.directory}, but the ledger already holds {sealed} "
+                "checkpoints signed with other keys: restore the keys directory from its backup "
+                "(then delete the new keyring.json); see docs/operator.md"
+            )
 
     def start(self) -> None:
         """Start group commit and the checkpoint timer (the server and the worker do)."""
@@ -179,7 +206,7 @@ class Ledger:
         return [self.prepare(e, field=f"events.{i}") for i, e in enumerate(events)]
 
     def append(self, org_id: str, event: EventIn | Mapping[str, Any]) -> Sealed:
-        return self.append_batch(org_id, [event])[0]
+        return self.append_prepared(org_id, [self.prepare(event)])[0]
 
     def append_batch(self, org_id: str, events: Sequence[EventIn | Mapping[str, Any]]) -> list[Sealed]:
         """Validate then seal all events in one transaction: all are recorded, or none."""
@@ -370,7 +397,8 @@ class Ledger:
         export_id = new_id()
         keyring = self.runtime.keyring
         keyring.reload_if_changed()
-        directory = Path(self.runtime.settings.exports_dir) / org_id
+        # Absolute, so that a server started from another directory still finds the file.
+        directory = Path(self.runtime.settings.exports_dir).resolve() / org_id
         with self.runtime.engine.connect() as conn:
             upto, _root, note, _created = proofs.checkpoint_row(conn, org_id)
             result = write_export(

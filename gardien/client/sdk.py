@@ -549,11 +549,8 @@ class GardienClient(_Base):
     def events(self, *, page_size: int = 500, **filters: FilterValue) -> Iterator[dict[str, Any]]:
         """Every event matching the filters, in ``seq`` order, following cursors page by page.
 
-        Gardien records each page read in the ledger itself (``audit.events.read``). When the
-        filters match those read events too (no filter, ``module="audit"``…), every page adds
-        one event behind the cursor: with ``page_size`` 1 the iteration would never end, so it
-        must be at least 2 for such reads; with the default it ends a page or two after the
-        ledger's head."""
+        Gardien records each page read in the ledger itself (``audit.events.read``); the listing
+        ends where the ledger stood when its first page was read, so those reads never prolong it."""
         params: dict[str, Any] = {**_filters(filters), "limit": page_size}
         while True:
             page = self._call("GET", f"{API}/events", params=params)

@@ -88,19 +88,26 @@ class Keyring:
     directory: Path
     instance_name: str
     entries: dict[KeyKind, list[_Entry]] = field(default_factory=dict)
+    created: bool = False  # True when this process generated the keyring, on first run
     _mtime: float = 0.0
 
     @classmethod
     def open(cls, directory: Path, instance_name: str) -> Keyring:
-        """Load the keyring, creating it with one key of each kind on first run."""
+        """Load the keyring, creating it with one key of each kind on first run.
+
+        Loading takes no lock and writes nothing, so a read-only keys directory (a mounted secret)
+        works; the file is only ever replaced whole, by an atomic rename.
+        """
         keyring = cls(directory=directory, instance_name=instance_name)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with keyring._locked():
-            if not keyring.path.exists():
-                for kind in KEY_KINDS:
-                    keyring.entries.setdefault(kind, []).append(keyring._generate(kind))
-                keyring._save()
-            keyring._load()
+        if not keyring.path.exists():
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with keyring._locked():
+                if not keyring.path.exists():
+                    for kind in KEY_KINDS:
+                        keyring.entries.setdefault(kind, []).append(keyring._generate(kind))
+                    keyring._save()
+                    keyring.created = True
+        keyring._load()
         return keyring
 
     @property
