@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -106,7 +107,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             if own_runtime:
                 runtime.close()
 
-    app = FastAPI(title="Gardien", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    # Swagger UI and ReDoc from the package's own copies, not a CDN: self-hosted installs are
+    # often offline, and a compliance tool should not make its users' browsers call third parties.
+    app = FastAPIOffline(title="Gardien", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.ledger = ledger
     install_error_handlers(app)

@@ -100,8 +100,31 @@ def _prepare_demo(host: str, port: int) -> None:
         except NotFound:
             org = service.create_org(session, slug="demo", name="Demo organisation", country="FR")
             created = True
-        _key, token = service.create_key(session, org_id=org.id, name="make run", role=Role.ADMIN)
-        org_id = org.id
+        key, token = service.create_key(session, org_id=org.id, name="make run", role=Role.ADMIN)
+        org_id, org_slug = org.id, org.slug
+    ledger = _ledger(runtime)
+    if created:
+        ledger.record(
+            org_id,
+            {
+                "module": "core",
+                "action": "organisation.create",
+                "crud": "create",
+                "actor": CLI_ACTOR,
+                "target": {"type": "organisation", "id": org_id, "display": org_slug},
+            },
+        )
+    ledger.record(
+        org_id,
+        {
+            "module": "core",
+            "action": "api_key.create",
+            "crud": "create",
+            "actor": CLI_ACTOR,
+            "target": {"type": "api_key", "id": key.id, "display": key.name},
+            "fields": {"role": key.role},
+        },
+    )
     runtime.close()
     base = f"http://{host}:{port}"
     typer.secho("\nGardien is starting.", bold=True)
