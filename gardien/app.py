@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gardien import __version__
 from gardien.audit.api import router as audit_router
+from gardien.audit.fastpath import FastIngest
 from gardien.audit.service import Ledger
 from gardien.core.api import router as core_router
 from gardien.core.errors import PROBLEM_BASE, PROBLEM_JSON, install_error_handlers
@@ -122,5 +123,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok", "version": __version__}
 
+    # Added first, so it runs inside the body-size limit.
+    app.state.ingest_counters = {"served": 0, "replayed": 0}
+    app.add_middleware(FastIngest, ledger=ledger, counters=app.state.ingest_counters)
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
     return app

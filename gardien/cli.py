@@ -73,6 +73,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="default GARDIEN_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default GARDIEN_PORT")] = None,
     demo: Annotated[bool, typer.Option(help="migrate, create the demo organisation and print an admin key")] = False,
+    workers: Annotated[int, typer.Option(min=0, max=64, help="worker processes; default GARDIEN_WORKERS")] = 0,
+    access_log: Annotated[bool, typer.Option(help="log every request (costs a tenth of the ingest rate)")] = False,
 ) -> None:
     """Serve the API (and /docs) with uvicorn."""
     import uvicorn
@@ -82,9 +84,22 @@ def serve(
     settings = Settings()
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
     if demo:
         _prepare_demo(host, port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers > 1:
+        # Each worker process builds its own app (and group-commit writer) from the environment.
+        uvicorn.run(
+            "gardien.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            access_log=access_log,
+        )
+        return
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
 
 
 def _prepare_demo(host: str, port: int) -> None:

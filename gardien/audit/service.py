@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
@@ -222,7 +221,7 @@ class Ledger:
         """Group-committed append; returns once the events are durable."""
         # Seal with the keys in force now: `gardien keys rotate` may have run in another process.
         self.runtime.keyring.reload_if_changed()
-        return await asyncio.wrap_future(self.writer.submit(org_id, prepared))
+        return await self.writer.submit_async(org_id, prepared)
 
     def record(self, org_id: str, event: Mapping[str, Any]) -> Sealed:
         """Record something Gardien itself did; used by every capability."""
@@ -318,13 +317,13 @@ class Ledger:
 
     def inclusion_proof(self, org_id: str, seq: int, size: int | None = None) -> InclusionProofOut:
         with self.runtime.engine.connect() as conn:
-            leaf, path, tree_size = proofs.inclusion(conn, org_id, seq, size)
+            leaf, path, (tree_size, root, note, created) = proofs.inclusion(conn, org_id, seq, size)
         return InclusionProofOut(
             seq=seq,
             leaf_hash=_b64(leaf),
             tree_size=tree_size,
             hashes=[_b64(h) for h in path],
-            checkpoint=self.checkpoint(org_id, tree_size),
+            checkpoint=CheckpointOut(size=tree_size, root=_b64(root), note=note, created_at=created),
         )
 
     def consistency_proof(self, org_id: str, old_size: int, new_size: int) -> ConsistencyProofOut:

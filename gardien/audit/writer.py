@@ -8,12 +8,15 @@ tail has waited a checkpoint interval, so a quiet ledger is still sealed within 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -31,6 +34,18 @@ class _Job:
     org_id: str
     events: list[PreparedEvent]
     future: Future[list[Sealed]] = field(default_factory=Future)
+    # Set for jobs submitted from an event loop: resolved there, a whole batch per wake-up.
+    waiter: asyncio.Future[list[Sealed]] | None = None
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[list[Sealed]], list[Sealed] | BaseException]]) -> None:
+    for waiter, outcome in outcomes:
+        if waiter.done():
+            continue  # the request was cancelled (client gone); its events are sealed all the same
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
 
 
 class LedgerWriter:
@@ -102,6 +117,17 @@ class LedgerWriter:
             if stopping and not jobs:
                 return
 
+    async def submit_async(self, org_id: str, events: list[PreparedEvent]) -> list[Sealed]:
+        """Like submit(), awaited: the batch's waiters are woken together, once per loop."""
+        waiter: asyncio.Future[list[Sealed]] = asyncio.get_running_loop().create_future()
+        job = _Job(org_id, events, waiter=waiter)
+        with self._cv:
+            if self._stopping or self._thread is None:
+                raise RuntimeError("the ledger writer is not running")
+            self._queue.append(job)
+            self._cv.notify()
+        return await waiter
+
     def _commit(self, jobs: list[_Job]) -> None:
         try:
             results = self._seal_group(jobs)
@@ -109,15 +135,31 @@ class LedgerWriter:
             # One bad job must not sink its neighbours: retry each alone, so only it fails.
             if len(jobs) == 1:
                 log.exception("ledger append failed")
-                jobs[0].future.set_exception(
-                    Problem(503, "ledger-unavailable", "Ledger unavailable", "the ledger could not record the event")
+                self._deliver(
+                    jobs,
+                    [Problem(503, "ledger-unavailable", "Ledger unavailable", "the ledger could not record the event")],
                 )
                 return
             for job in jobs:
                 self._commit([job])
             return
-        for job, sealed in zip(jobs, results, strict=True):
-            job.future.set_result(sealed)
+        self._deliver(jobs, results)
+
+    @staticmethod
+    def _deliver(jobs: list[_Job], outcomes: Sequence[list[Sealed] | BaseException]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Sealed]], Any]]] = {}
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if job.waiter is not None:
+                by_loop.setdefault(job.waiter.get_loop(), []).append((job.waiter, outcome))
+            elif isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+        for loop, outcomes_of_loop in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, outcomes_of_loop)
+            except RuntimeError:
+                log.warning("an event loop closed before its appends were acknowledged")
 
     def _seal_group(self, jobs: list[_Job]) -> list[list[Sealed]]:
         now = utcnow()

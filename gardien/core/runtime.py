@@ -24,7 +24,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     keyring: Keyring
-    principal_cache: dict[bytes, tuple[Any, float]] = field(default_factory=dict)
+    principal_cache: dict[str, tuple[Any, float]] = field(default_factory=dict)
     audit_sink: AuditSink | None = None
 
     @classmethod

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes for `gardien serve`")
 
     audit_max_event_bytes: int = 65_536
     audit_max_batch: int = 1_000
