@@ -108,7 +108,7 @@ def _prepare_demo(host: str, port: int) -> None:
 
     runtime = _runtime()
     _migrate(runtime)
-    with runtime.sessions.begin() as session:
+    with runtime.writes.begin() as session:
         try:
             org = service.get_org(session, "demo")
             created = False
@@ -162,7 +162,7 @@ def create_org(
 
     runtime = _runtime()
     try:
-        with runtime.sessions.begin() as session:
+        with runtime.writes.begin() as session:
             org = service.create_org(session, slug=slug, name=name or slug, country=country)
     except Problem as exc:
         _fail(exc.detail or exc.title)
@@ -202,7 +202,7 @@ def create_key(
 
     runtime = _runtime()
     try:
-        with runtime.sessions.begin() as session:
+        with runtime.writes.begin() as session:
             found = service.get_org(session, org)
             key, token = service.create_key(session, org_id=found.id, name=name, role=role)
     except Problem as exc:

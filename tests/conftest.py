@@ -90,7 +90,7 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 @pytest.fixture
 def org(runtime: Runtime) -> str:
     """A fresh organisation: tests share the database but never each other's data."""
-    with runtime.sessions.begin() as session:
+    with runtime.writes.begin() as session:
         return service.create_org(session, slug=f"t-{uuid.uuid4().hex[:12]}", name="Test org").id
 
 
@@ -100,7 +100,7 @@ def ledger(runtime: Runtime) -> Ledger:
 
 
 def make_key(runtime: Runtime, org_id: str, role: Role) -> str:
-    with runtime.sessions.begin() as session:
+    with runtime.writes.begin() as session:
         return service.create_key(session, org_id=org_id, name=f"test {role.value}", role=role)[1]
 
 

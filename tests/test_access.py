@@ -245,7 +245,7 @@ def test_protected_routes_refuse_missing_malformed_wrong_and_revoked_keys(
 @pytest.fixture
 def other_org(runtime: Runtime, client: TestClient) -> Iterator[dict[str, Any]]:
     """A second organisation with data of its own, larger than the first one's ledger."""
-    with runtime.sessions.begin() as session:
+    with runtime.writes.begin() as session:
         org_id = service.create_org(session, slug=f"other-{uuid.uuid4().hex[:10]}", name="Other").id
     tokens = {role: make_key(runtime, org_id, role) for role in (ADMIN, SERVICE)}
     marker = f"secret-{uuid.uuid4().hex}"

@@ -412,7 +412,7 @@ class Ledger:
                 hmac_key=keyring.hmac_key(),
                 signer=checkpoint_signer(keyring),
             )
-        with self.runtime.engine.begin() as conn:
+        with write_transaction(self.runtime.engine) as conn:
             conn.execute(
                 insert(EXPORTS).values(
                     id=export_id,

@@ -39,7 +39,7 @@ def create_key(
     body: ApiKeyCreate, request: Request, principal: Principal = Depends(require(KEY_MANAGERS))
 ) -> ApiKeyCreated:
     runtime = runtime_of(request)
-    with runtime.sessions.begin() as session:
+    with runtime.writes.begin() as session:
         key, token = service.create_key(session, org_id=principal.org_id, name=body.name, role=body.role)
         created = ApiKeyCreated(**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), token=token)
     runtime.record(
@@ -63,7 +63,7 @@ def revoke_key(
     principal: Principal = Depends(require(KEY_MANAGERS)),
 ) -> ApiKeyOut:
     runtime = runtime_of(request)
-    with runtime.sessions.begin() as session:
+    with runtime.writes.begin() as session:
         key = service.revoke_key(session, runtime, org_id=principal.org_id, key_id=key_id)
         out = ApiKeyOut.model_validate(key, from_attributes=True)
     runtime.record(

@@ -24,6 +24,10 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     keyring: Keyring
+    # Sessions that change data: on SQLite they open with BEGIN IMMEDIATE. A deferred transaction
+    # that reads, then writes, fails at once ("database is locked") when another writer committed
+    # in between, whatever the busy timeout; taking the write lock first makes it wait instead.
+    writes: sessionmaker[Session]
     principal_cache: dict[str, tuple[Any, float]] = field(default_factory=dict)
     audit_sink: AuditSink | None = None
 
@@ -32,7 +36,8 @@ class Runtime:
         settings = settings or Settings()
         engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         keyring = Keyring.open(settings.keys_dir, settings.instance_name)
-        return cls(settings, engine, make_sessionmaker(engine), keyring)
+        writes = make_sessionmaker(engine.execution_options(write_lock=True))
+        return cls(settings, engine, make_sessionmaker(engine), keyring, writes)
 
     def record(self, org_id: str, event: dict[str, Any]) -> None:
         if self.audit_sink is not None:
