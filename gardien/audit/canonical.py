@@ -78,4 +78,8 @@ def recanonicalize(parsed: Any) -> bytes:
     integer beyond 2^53. No integer of that size can enter the ledger, so such a number was a
     double: it becomes one again, and the bytes round-trip.
     """
-    return canonical_bytes(_doubles_for_big_integers(parsed))
+    try:
+        return canonical_bytes(parsed)
+    except CanonicalError:
+        # Only then walk the value: most events hold no number of that size.
+        return canonical_bytes(_doubles_for_big_integers(parsed))
