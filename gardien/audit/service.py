@@ -19,7 +19,6 @@ from sqlalchemy.exc import DBAPIError
 from gardien.audit import proofs
 from gardien.audit.canonical import MAX_SAFE_INTEGER
 from gardien.audit.export import ExportResult, filtered, write_export
-from gardien.audit.merkle import CompactRange
 from gardien.audit.models import CHECKPOINTS, EVENTS, EXPORTS, HEADS
 from gardien.audit.schemas import (
     CheckpointOut,
@@ -470,8 +469,3 @@ class Ledger:
         with self.runtime.engine.connect() as conn:
             size = conn.execute(select(HEADS.c.size).where(HEADS.c.org_id == org_id)).scalar_one_or_none()
         return int(size or 0)
-
-    def root_at(self, org_id: str) -> bytes:
-        with self.runtime.engine.connect() as conn:
-            row = conn.execute(select(HEADS.c.size, HEADS.c.frontier).where(HEADS.c.org_id == org_id)).one_or_none()
-        return CompactRange.from_bytes(row.size, row.frontier).root() if row else CompactRange().root()
