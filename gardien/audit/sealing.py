@@ -91,14 +91,20 @@ ROWS_PER_INSERT = 1_000
 
 
 def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """One multi-row INSERT per thousand events, straight to the driver.
+    """Insert sealed rows straight through the driver.
 
-    executemany() would release and retake the GIL once per row; with the event loop busy in the
-    same process, each retake can wait a whole switch interval. One statement waits once.
+    SQLite: one multi-row INSERT per thousand events. sqlite3's executemany() releases and retakes
+    the GIL once per row, and with the event loop busy in the same process each retake can wait.
+    PostgreSQL: executemany(). psycopg parses a statement once and pipelines the rows, whereas a
+    17,000-placeholder statement would be parsed anew for every batch.
     """
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    row_sql = "(" + ", ".join([marker] * len(EVENT_COLUMNS)) + ")"
-    head = f"INSERT INTO {EVENTS.name} ({', '.join(EVENT_COLUMNS)}) VALUES "
+    columns = ", ".join(EVENT_COLUMNS)
+    if conn.dialect.paramstyle != "qmark":
+        placeholders = ", ".join(["%s"] * len(EVENT_COLUMNS))
+        conn.exec_driver_sql(f"INSERT INTO {EVENTS.name} ({columns}) VALUES ({placeholders})", rows)
+        return
+    row_sql = "(" + ", ".join(["?"] * len(EVENT_COLUMNS)) + ")"
+    head = f"INSERT INTO {EVENTS.name} ({columns}) VALUES "
     for start in range(0, len(rows), ROWS_PER_INSERT):
         chunk = rows[start : start + ROWS_PER_INSERT]
         params = tuple(value for row in chunk for value in row)
