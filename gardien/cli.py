@@ -49,6 +49,34 @@ def _ledger(runtime: Any) -> Any:
 CLI_ACTOR = {"type": "cli", "id": "gardien-cli", "display": "gardien command line"}
 
 
+def _record_org_created(ledger: Any, org: Any) -> None:
+    ledger.record(
+        org.id,
+        {
+            "module": "core",
+            "action": "organisation.create",
+            "crud": "create",
+            "actor": CLI_ACTOR,
+            "target": {"type": "organisation", "id": org.id, "display": org.slug},
+            "fields": {"country": org.country},
+        },
+    )
+
+
+def _record_key_created(ledger: Any, key: Any) -> None:
+    ledger.record(
+        key.org_id,
+        {
+            "module": "core",
+            "action": "api_key.create",
+            "crud": "create",
+            "actor": CLI_ACTOR,
+            "target": {"type": "api_key", "id": key.id, "display": key.name},
+            "fields": {"role": key.role},
+        },
+    )
+
+
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -116,30 +144,11 @@ def _prepare_demo(host: str, port: int) -> None:
             org = service.create_org(session, slug="demo", name="Demo organisation", country="FR")
             created = True
         key, token = service.create_key(session, org_id=org.id, name="make run", role=Role.ADMIN)
-        org_id, org_slug = org.id, org.slug
+        org_id = org.id
     ledger = _ledger(runtime)
     if created:
-        ledger.record(
-            org_id,
-            {
-                "module": "core",
-                "action": "organisation.create",
-                "crud": "create",
-                "actor": CLI_ACTOR,
-                "target": {"type": "organisation", "id": org_id, "display": org_slug},
-            },
-        )
-    ledger.record(
-        org_id,
-        {
-            "module": "core",
-            "action": "api_key.create",
-            "crud": "create",
-            "actor": CLI_ACTOR,
-            "target": {"type": "api_key", "id": key.id, "display": key.name},
-            "fields": {"role": key.role},
-        },
-    )
+        _record_org_created(ledger, org)
+    _record_key_created(ledger, key)
     runtime.close()
     base = f"http://{host}:{port}"
     typer.secho("\nGardien is starting.", bold=True)
@@ -166,17 +175,7 @@ def create_org(
             org = service.create_org(session, slug=slug, name=name or slug, country=country)
     except Problem as exc:
         _fail(exc.detail or exc.title)
-    _ledger(runtime).record(
-        org.id,
-        {
-            "module": "core",
-            "action": "organisation.create",
-            "crud": "create",
-            "actor": CLI_ACTOR,
-            "target": {"type": "organisation", "id": org.id, "display": org.slug},
-            "fields": {"country": org.country},
-        },
-    )
+    _record_org_created(_ledger(runtime), org)
     typer.echo(f"{org.id}\t{org.slug}")
 
 
@@ -207,17 +206,7 @@ def create_key(
             key, token = service.create_key(session, org_id=found.id, name=name, role=role)
     except Problem as exc:
         _fail(exc.detail or exc.title)
-    _ledger(runtime).record(
-        key.org_id,
-        {
-            "module": "core",
-            "action": "api_key.create",
-            "crud": "create",
-            "actor": CLI_ACTOR,
-            "target": {"type": "api_key", "id": key.id, "display": key.name},
-            "fields": {"role": key.role},
-        },
-    )
+    _record_key_created(_ledger(runtime), key)
     typer.echo(token)
     typer.secho(f"key {key.id} ({role.value}) for {org}; shown once, stored hashed", err=True)
 
