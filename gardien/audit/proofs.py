@@ -94,8 +94,21 @@ def inclusion(
 ) -> tuple[bytes, list[bytes], tuple[int, bytes, str, Any]]:
     """Leaf hash and audit path of event `seq` in the checkpointed tree of `size` (default: latest),
     with that checkpoint's row."""
-    checkpoint = checkpoint_row(conn, org_id, size)
-    tree_size = checkpoint[0]
+    # One query for the checkpoint and the leaf, one for the path: on PostgreSQL each round trip
+    # is a large part of a proof's time.
+    columns = (
+        "SELECT c.size, c.root, c.note, c.created_at, e.leaf_hash FROM audit_checkpoints c"
+        " LEFT JOIN audit_events e ON e.org_id = c.org_id AND e.seq = ? WHERE c.org_id = ?"
+    )
+    if size is None:
+        rows = _raw(conn, columns + " ORDER BY c.size DESC LIMIT 1", [seq, org_id])
+    else:
+        rows = _raw(conn, columns + " AND c.size = ?", [seq, org_id, size])
+    if not rows:
+        raise NotFound(
+            "a checkpoint (the ledger is empty or not yet sealed)" if size is None else f"checkpoint of size {size}"
+        )
+    tree_size, root, note, created, leaf = rows[0]
     if seq >= tree_size:
         raise Problem(
             409,
@@ -103,11 +116,10 @@ def inclusion(
             "Not yet sealed",
             f"event {seq} is not covered by checkpoint {tree_size} yet; checkpoints follow within a second",
         )
-    rows = _raw(conn, "SELECT leaf_hash FROM audit_events WHERE org_id = ? AND seq = ?", [org_id, seq])
-    if not rows:
+    if leaf is None:
         raise NotFound(f"event {seq}")
-    leaf = bytes(rows[0][0])
-    return leaf, merkle.inclusion_proof(seq, tree_size, node_fetcher(conn, org_id)), checkpoint
+    checkpoint = (int(tree_size), bytes(root), str(note), _as_utc(created))
+    return bytes(leaf), merkle.inclusion_proof(seq, int(tree_size), node_fetcher(conn, org_id)), checkpoint
 
 
 def consistency(conn: Connection, org_id: str, old_size: int, new_size: int) -> list[bytes]:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from gardien.audit import proofs
@@ -36,7 +37,7 @@ from gardien.audit.signing import checkpoint_signer, trusted_verifiers
 from gardien.audit.verify import verify_org
 from gardien.audit.writer import LedgerWriter
 from gardien.core.clock import utcnow
-from gardien.core.db import write_transaction
+from gardien.core.db import is_sqlite, write_transaction
 from gardien.core.errors import InvalidInput, NotFound, TooLarge
 from gardien.core.ids import new_id
 from gardien.core.keyring import KeyringError
@@ -315,7 +316,7 @@ class Ledger:
         return CheckpointOut(size=found, root=_b64(root), note=note, created_at=created)
 
     def inclusion_proof(self, org_id: str, seq: int, size: int | None = None) -> InclusionProofOut:
-        with self.runtime.engine.connect() as conn:
+        with self._proof_connection() as conn:
             leaf, path, (tree_size, root, note, created) = proofs.inclusion(conn, org_id, seq, size)
         return InclusionProofOut(
             seq=seq,
@@ -324,6 +325,15 @@ class Ledger:
             hashes=[_b64(h) for h in path],
             checkpoint=CheckpointOut(size=tree_size, root=_b64(root), note=note, created_at=created),
         )
+
+    def _proof_connection(self) -> Connection:
+        """On PostgreSQL, autocommit saves the BEGIN round trip: stored nodes never change and the
+        checkpoint fixes the tree size, so a proof's reads need no common snapshot. Not on SQLite,
+        where the pool's isolation reset would hand transactions back to the sqlite3 module."""
+        conn = self.runtime.engine.connect()
+        if is_sqlite(conn):
+            return conn
+        return conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def consistency_proof(self, org_id: str, old_size: int, new_size: int) -> ConsistencyProofOut:
         with self.runtime.engine.connect() as conn:
