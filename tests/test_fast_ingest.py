@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from fastapi.testclient import TestClient
 
+from gardien.audit.service import Ledger
+from gardien.core.errors import Problem
 from gardien.core.roles import Role
+from gardien.core.runtime import Runtime
 from tests.conftest import auth, sample_event
 
 URL = "/api/v1/audit/events"
@@ -40,3 +46,11 @@ def test_everything_else_is_replayed_to_the_regular_route(client: TestClient, to
     assert not_json.status_code == 422
     assert counters["replayed"] == before["replayed"] + 4
     assert counters["served"] == before["served"]
+
+
+def test_an_append_after_shutdown_is_a_503_not_a_crash(runtime: Runtime, org: str) -> None:
+    ledger = Ledger(runtime)
+    prepared = [ledger.prepare(sample_event())]
+    with pytest.raises(Problem) as refused:
+        asyncio.run(ledger.append_async(org, prepared))
+    assert refused.value.status == 503

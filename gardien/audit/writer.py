@@ -38,6 +38,11 @@ class _Job:
     waiter: asyncio.Future[list[Sealed]] | None = None
 
 
+def _not_running() -> Problem:
+    # A request that arrives while the server shuts down: retryable, like any other 503.
+    return Problem(503, "ledger-unavailable", "Ledger unavailable", "the ledger writer is not running; retry")
+
+
 def _settle(outcomes: list[tuple[asyncio.Future[list[Sealed]], list[Sealed] | BaseException]]) -> None:
     for waiter, outcome in outcomes:
         if waiter.done():
@@ -89,7 +94,7 @@ class LedgerWriter:
         job = _Job(org_id, events)
         with self._cv:
             if self._stopping or self._thread is None:
-                raise RuntimeError("the ledger writer is not running")
+                raise _not_running()
             self._queue.append(job)
             self._cv.notify()
         return job.future
@@ -123,7 +128,7 @@ class LedgerWriter:
         job = _Job(org_id, events, waiter=waiter)
         with self._cv:
             if self._stopping or self._thread is None:
-                raise RuntimeError("the ledger writer is not running")
+                raise _not_running()
             self._queue.append(job)
             self._cv.notify()
         return await waiter
