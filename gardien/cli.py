@@ -159,6 +159,30 @@ def _prepare_demo(host: str, port: int) -> None:
     typer.echo(f"  try          : curl -H 'Authorization: Bearer {token}' {base}/api/v1/me\n")
 
 
+@app.command()
+def worker() -> None:
+    """Run background duties without serving the API: for now, sealing checkpoints every second.
+
+    Needed where events are appended in-process or by the CLI while no `gardien serve` runs;
+    several workers (and servers) may run at once, they take turns on each ledger's head row.
+    """
+    import signal
+    import threading
+
+    runtime = _runtime()
+    ledger = _ledger(runtime)
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    ledger.start()
+    typer.echo(f"gardien worker: sealing checkpoints every {runtime.settings.checkpoint_every_seconds} s")
+    try:
+        stop.wait()
+    finally:
+        ledger.stop()
+        runtime.close()
+
+
 @admin.command("create-org")
 def create_org(
     slug: str,
