@@ -7,7 +7,7 @@ import binascii
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -363,7 +363,6 @@ class Ledger:
         *,
         trusted_checkpoint: str | None = None,
         actor: Mapping[str, Any] | None = None,
-        extra_verifiers: Iterable[Any] = (),
     ) -> VerifyReport:
         keyring = self.runtime.keyring
         keyring.reload_if_changed()
@@ -373,7 +372,7 @@ class Ledger:
                 org_id,
                 instance_name=keyring.instance_name,
                 hmac_keys=keyring.hmac_keys(),
-                verifiers=[*trusted_verifiers(keyring), *extra_verifiers],
+                verifiers=trusted_verifiers(keyring),
                 trusted_checkpoint=trusted_checkpoint,
                 keyring_complete=True,
             )
