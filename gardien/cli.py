@@ -49,34 +49,6 @@ def _ledger(runtime: Any) -> Any:
 CLI_ACTOR = {"type": "cli", "id": "gardien-cli", "display": "gardien command line"}
 
 
-def _record_org_created(ledger: Any, org: Any) -> None:
-    ledger.record(
-        org.id,
-        {
-            "module": "core",
-            "action": "organisation.create",
-            "crud": "create",
-            "actor": CLI_ACTOR,
-            "target": {"type": "organisation", "id": org.id, "display": org.slug},
-            "fields": {"country": org.country},
-        },
-    )
-
-
-def _record_key_created(ledger: Any, key: Any) -> None:
-    ledger.record(
-        key.org_id,
-        {
-            "module": "core",
-            "action": "api_key.create",
-            "crud": "create",
-            "actor": CLI_ACTOR,
-            "target": {"type": "api_key", "id": key.id, "display": key.name},
-            "fields": {"role": key.role},
-        },
-    )
-
-
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -147,8 +119,8 @@ def _prepare_demo(host: str, port: int) -> None:
         org_id = org.id
     ledger = _ledger(runtime)
     if created:
-        _record_org_created(ledger, org)
-    _record_key_created(ledger, key)
+        ledger.record(org.id, service.org_created_event(org, CLI_ACTOR))
+    ledger.record(key.org_id, service.key_created_event(key, CLI_ACTOR))
     runtime.close()
     base = f"http://{host}:{port}"
     typer.secho("\nGardien is starting.", bold=True)
@@ -199,7 +171,7 @@ def create_org(
             org = service.create_org(session, slug=slug, name=name or slug, country=country)
     except Problem as exc:
         _fail(exc.detail or exc.title)
-    _record_org_created(_ledger(runtime), org)
+    _ledger(runtime).record(org.id, service.org_created_event(org, CLI_ACTOR))
     typer.echo(f"{org.id}\t{org.slug}")
 
 
@@ -230,7 +202,7 @@ def create_key(
             key, token = service.create_key(session, org_id=found.id, name=name, role=role)
     except Problem as exc:
         _fail(exc.detail or exc.title)
-    _record_key_created(_ledger(runtime), key)
+    _ledger(runtime).record(key.org_id, service.key_created_event(key, CLI_ACTOR))
     typer.echo(token)
     typer.secho(f"key {key.id} ({role.value}) for {org}; shown once, stored hashed", err=True)
 

@@ -21,7 +21,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from gardien.app import create_app
+from gardien.audit.schemas import VerifyReport
 from gardien.audit.service import Ledger
+from gardien.audit.signing import trusted_verifiers
+from gardien.audit.verify import verify_org
 from gardien.core import service
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
@@ -160,3 +163,19 @@ def live_server(runtime: Runtime) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+def verify_directly(runtime: Runtime, org: str, *, workers: int, chunk: int) -> VerifyReport:
+    """verify_org with the process count and chunk size forced, as Ledger.verify would call it."""
+    keyring = runtime.keyring
+    with runtime.engine.connect() as conn:
+        return verify_org(
+            conn,
+            org,
+            instance_name=keyring.instance_name,
+            hmac_keys=keyring.hmac_keys(),
+            verifiers=trusted_verifiers(keyring),
+            workers=workers,
+            chunk=chunk,
+            keyring_complete=True,
+        )

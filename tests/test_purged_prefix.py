@@ -13,11 +13,9 @@ from sqlalchemy import delete, insert, select, update
 from gardien.audit.merkle import CompactRange
 from gardien.audit.models import EVENTS, PURGES
 from gardien.audit.service import Ledger
-from gardien.audit.signing import trusted_verifiers
-from gardien.audit.verify import verify_org
 from gardien.core.clock import utcnow
 from gardien.core.runtime import Runtime
-from tests.conftest import sample_event
+from tests.conftest import sample_event, verify_directly
 from tests.test_tamper import tampering
 
 
@@ -49,18 +47,7 @@ def _purge(runtime: Runtime, org: str, min_seq: int) -> None:
 
 
 def _verify(runtime: Runtime, org: str, workers: int) -> tuple[str, int, int, int | None]:
-    keyring = runtime.keyring
-    with runtime.engine.connect() as conn:
-        report = verify_org(
-            conn,
-            org,
-            instance_name=keyring.instance_name,
-            hmac_keys=keyring.hmac_keys(),
-            verifiers=trusted_verifiers(keyring),
-            workers=workers,
-            chunk=64,
-            keyring_complete=True,
-        )
+    report = verify_directly(runtime, org, workers=workers, chunk=64)
     return report.status, report.purged_before, report.events_checked, report.first_broken_seq
 
 

@@ -5,24 +5,12 @@ from __future__ import annotations
 import pytest
 
 from gardien.audit.service import Ledger
-from gardien.audit.signing import trusted_verifiers
-from gardien.audit.verify import verify_org
 from gardien.core.runtime import Runtime
-from tests.conftest import sample_event
+from tests.conftest import sample_event, verify_directly
 
 
 def _verify(runtime: Runtime, org: str, *, workers: int, chunk: int) -> tuple[str, int, int]:
-    keyring = runtime.keyring
-    with runtime.engine.connect() as conn:
-        report = verify_org(
-            conn,
-            org,
-            instance_name=keyring.instance_name,
-            hmac_keys=keyring.hmac_keys(),
-            verifiers=trusted_verifiers(keyring),
-            workers=workers,
-            chunk=chunk,
-        )
+    report = verify_directly(runtime, org, workers=workers, chunk=chunk)
     return report.status, report.events_checked, report.checkpoints_checked
 
 

@@ -15,6 +15,8 @@ whole append budget. For "plain" values, orjson with sorted keys writes the same
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 import orjson
@@ -45,6 +47,43 @@ def is_plain(value: Any) -> bool:
     if kind is list:
         return all(is_plain(item) for item in value)
     return False
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    # A lone surrogate cannot be encoded in the problem answer either: show it as an escape.
+    return "\\u" + format(ord(match.group()), "04x")
+
+
+def first_without_form(value: Any, path: str) -> tuple[str, str] | None:
+    """The first member of a free-form value without an RFC 8785 form, as (path, why)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else (path, "integer beyond ±(2^53 − 1)")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path, f"{value} is not a finite number")
+    if isinstance(value, str):
+        return (path, "string holds a lone surrogate") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = _SURROGATE.sub(_escape_surrogate, key)
+            where = f"{path}.{name}"
+            if name != key:
+                # Pydantic would quietly write it as U+FFFD: the ledger would seal another name.
+                return where, "member name holds a lone surrogate"
+            found = first_without_form(item, where)
+            if found:
+                return found
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = first_without_form(item, f"{path}.{index}")
+            if found:
+                return found
+    return None
 
 
 def canonical_bytes(value: Any, *, plain: bool | None = None) -> bytes:

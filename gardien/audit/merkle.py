@@ -26,6 +26,7 @@ __all__ = [
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
+    "parent_level",
     "root_of",
     "verify_consistency",
     "verify_inclusion",
@@ -80,7 +81,7 @@ def _fold_right(hashes: Sequence[bytes]) -> bytes:
     return h
 
 
-def _parents(hashes: list[bytes]) -> list[bytes]:
+def parent_level(hashes: list[bytes]) -> list[bytes]:
     """Hashes of the parents of consecutive pairs, one level up.
 
     A trailing unpaired node has no complete parent yet, so it is dropped on purpose.
@@ -188,7 +189,7 @@ class CompactRange:
                 cur.insert(0, by_level[level])
             if len(cur) & 1:
                 edge_low_first.append(cur[-1])
-            cur = _parents(cur)
+            cur = parent_level(cur)
             level += 1
 
         keep = (old_size >> level).bit_count()
@@ -284,7 +285,7 @@ def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
 
 def _reduce_perfect(hashes: list[bytes]) -> bytes:
     while len(hashes) > 1:
-        hashes = _parents(hashes)
+        hashes = parent_level(hashes)
     return hashes[0]
 
 
@@ -490,7 +491,7 @@ class MemoryNodes:
         cur = level0
         level = 0
         while len(cur) > 1:
-            cur = _parents(cur)
+            cur = parent_level(cur)
             level += 1
             if level % STRIDE == 0:
                 self.levels[level] = cur

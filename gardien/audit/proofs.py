@@ -70,17 +70,38 @@ def _raw(conn: Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]
 
 def checkpoint_row(conn: Connection, org_id: str, size: int | None = None) -> tuple[int, bytes, str, Any]:
     """The checkpoint of that size, or the latest one."""
-    columns = "SELECT size, root, note, created_at FROM audit_checkpoints WHERE org_id = ?"
-    if size is None:
-        rows = _raw(conn, columns + " ORDER BY size DESC LIMIT 1", [org_id])
+    return _checkpoint_of(_select_checkpoint(conn, org_id, size))
+
+
+def _checkpoint_of(row: tuple[Any, ...]) -> tuple[int, bytes, str, Any]:
+    return int(row[0]), bytes(row[1]), str(row[2]), _as_utc(row[3])
+
+
+def _select_checkpoint(
+    conn: Connection, org_id: str, size: int | None, *, with_leaf_of: int | None = None
+) -> tuple[Any, ...]:
+    """The raw checkpoint row; with `with_leaf_of`, also that event's leaf hash (None if absent)
+    in the same round trip: on PostgreSQL each one is a large part of a proof's time."""
+    sql = "SELECT c.size, c.root, c.note, c.created_at"
+    params: list[Any] = []
+    if with_leaf_of is None:
+        sql += " FROM audit_checkpoints c"
     else:
-        rows = _raw(conn, columns + " AND size = ?", [org_id, size])
+        sql += ", e.leaf_hash FROM audit_checkpoints c LEFT JOIN audit_events e ON e.org_id = c.org_id AND e.seq = ?"
+        params.append(with_leaf_of)
+    sql += " WHERE c.org_id = ?"
+    params.append(org_id)
+    if size is None:
+        sql += " ORDER BY c.size DESC LIMIT 1"
+    else:
+        sql += " AND c.size = ?"
+        params.append(size)
+    rows = _raw(conn, sql, params)
     if not rows:
         if size is None:
             raise NotFound("a checkpoint (the ledger is empty or not yet sealed)")
         raise NotFound(f"checkpoint of size {size}")
-    found, root, note, created = rows[0]
-    return int(found), bytes(root), str(note), _as_utc(created)
+    return rows[0]
 
 
 def _as_utc(value: Any) -> datetime:
@@ -94,21 +115,9 @@ def inclusion(
 ) -> tuple[bytes, list[bytes], tuple[int, bytes, str, Any]]:
     """Leaf hash and audit path of event `seq` in the checkpointed tree of `size` (default: latest),
     with that checkpoint's row."""
-    # One query for the checkpoint and the leaf, one for the path: on PostgreSQL each round trip
-    # is a large part of a proof's time.
-    columns = (
-        "SELECT c.size, c.root, c.note, c.created_at, e.leaf_hash FROM audit_checkpoints c"
-        " LEFT JOIN audit_events e ON e.org_id = c.org_id AND e.seq = ? WHERE c.org_id = ?"
-    )
-    if size is None:
-        rows = _raw(conn, columns + " ORDER BY c.size DESC LIMIT 1", [seq, org_id])
-    else:
-        rows = _raw(conn, columns + " AND c.size = ?", [seq, org_id, size])
-    if not rows:
-        raise NotFound(
-            "a checkpoint (the ledger is empty or not yet sealed)" if size is None else f"checkpoint of size {size}"
-        )
-    tree_size, root, note, created, leaf = rows[0]
+    row = _select_checkpoint(conn, org_id, size, with_leaf_of=seq)
+    checkpoint, leaf = _checkpoint_of(row), row[4]
+    tree_size = checkpoint[0]
     if seq >= tree_size:
         raise Problem(
             409,
@@ -118,8 +127,7 @@ def inclusion(
         )
     if leaf is None:
         raise NotFound(f"event {seq}")
-    checkpoint = (int(tree_size), bytes(root), str(note), _as_utc(created))
-    return bytes(leaf), merkle.inclusion_proof(seq, int(tree_size), node_fetcher(conn, org_id)), checkpoint
+    return bytes(leaf), merkle.inclusion_proof(seq, tree_size, node_fetcher(conn, org_id)), checkpoint
 
 
 def consistency(conn: Connection, org_id: str, old_size: int, new_size: int) -> list[bytes]:

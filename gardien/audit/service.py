@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import math
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from gardien.audit import proofs
-from gardien.audit.canonical import MAX_SAFE_INTEGER
+from gardien.audit.canonical import first_without_form
 from gardien.audit.export import ExportResult, filtered, write_export
 from gardien.audit.models import CHECKPOINTS, EVENTS, EXPORTS, HEADS
 from gardien.audit.schemas import (
@@ -49,49 +47,14 @@ MAX_PAGE = 1_000
 # Sequence numbers stay far below this; larger cursor values would overflow a 64-bit column.
 MAX_SEQ = 2**62
 SYSTEM_ACTOR = {"type": "system", "id": "gardien", "display": "Gardien"}
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape_surrogate(match: re.Match[str]) -> str:
-    # A lone surrogate cannot be encoded in the problem answer either: show it as an escape.
-    return "\\u" + format(ord(match.group()), "04x")
-
-
-def _no_json_form(value: Any, path: str) -> tuple[str, str] | None:
-    """The first member of a free-form value without an RFC 8785 form, as (path, why)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return None if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else (path, "integer beyond ±(2^53 − 1)")
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (path, f"{value} is not a finite number")
-    if isinstance(value, str):
-        return (path, "string holds a lone surrogate") if _SURROGATE.search(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = _SURROGATE.sub(_escape_surrogate, key)
-            where = f"{path}.{name}"
-            if name != key:
-                # Pydantic would quietly write it as U+FFFD: the ledger would seal another name.
-                return where, "member name holds a lone surrogate"
-            found = _no_json_form(item, where)
-            if found:
-                return found
-        return None
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _no_json_form(item, f"{path}.{index}")
-            if found:
-                return found
-    return None
 
 
 def _check_free_members(event: EventIn, field: str) -> None:
     """Name the offending member of `changes` or `fields`, the only members that hold any JSON."""
     prefix = f"{field}." if field else ""
-    found = _no_json_form(event.fields, f"{prefix}fields")
+    found = first_without_form(event.fields, f"{prefix}fields")
     if found is None and event.changes is not None:
-        found = _no_json_form(event.changes.before, f"{prefix}changes.before") or _no_json_form(
+        found = first_without_form(event.changes.before, f"{prefix}changes.before") or first_without_form(
             event.changes.after, f"{prefix}changes.after"
         )
     if found is not None:
@@ -158,12 +121,11 @@ class Ledger:
         if not sealed:
             keyring.created = False  # adopted: the ledger will be sealed with this keyring from now on
             return
-        if sealed:
-            raise KeyringError(
-                f"a new keyring was just created in {keyring.directory}, but the ledger already holds {sealed} "
-                "checkpoints signed with other keys: restore the keys directory from its backup "
-                "(then delete the new keyring.json); see docs/operator.md"
-            )
+        raise KeyringError(
+            f"a new keyring was just created in {keyring.directory}, but the ledger already holds {sealed} "
+            "checkpoints signed with other keys: restore the keys directory from its backup "
+            "(then delete the new keyring.json); see docs/operator.md"
+        )
 
     def start(self) -> None:
         """Start group commit and the checkpoint timer (the server and the worker do)."""

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from gardien.audit.checkpoint import Checkpoint, Note, NoteError, NoteVerifier, check_note
-from gardien.audit.merkle import CompactRange
+from gardien.audit.merkle import CompactRange, parent_level
 from gardien.audit.models import CHECKPOINTS, EVENTS, HEADS, PURGES
 from gardien.audit.schemas import Finding, VerifyReport
 from gardien.audit.sealing import SCHEMA, ZERO_MAC
@@ -212,14 +212,9 @@ def _verify_chunk_with(engine: Engine, task: _ChunkTask) -> _ChunkResult:
 
 def _levels(leaves: list[bytes]) -> list[list[bytes]]:
     """All complete perfect-subtree hashes of a leaf list, level by level (one hash per node)."""
-    sha256 = hashlib.sha256
     levels = [leaves]
-    current = leaves
-    while len(current) > 1:
-        current = [
-            sha256(b"\x01" + left + right).digest() for left, right in zip(current[0::2], current[1::2], strict=False)
-        ]
-        levels.append(current)
+    while len(levels[-1]) > 1:
+        levels.append(parent_level(levels[-1]))
     return levels
 
 

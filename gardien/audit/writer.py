@@ -92,11 +92,7 @@ class LedgerWriter:
 
     def submit(self, org_id: str, events: list[PreparedEvent]) -> Future[list[Sealed]]:
         job = _Job(org_id, events)
-        with self._cv:
-            if self._stopping or self._thread is None:
-                raise _not_running()
-            self._queue.append(job)
-            self._cv.notify()
+        self._enqueue(job)
         return job.future
 
     def _take(self) -> list[_Job]:
@@ -125,13 +121,15 @@ class LedgerWriter:
     async def submit_async(self, org_id: str, events: list[PreparedEvent]) -> list[Sealed]:
         """Like submit(), awaited: the batch's waiters are woken together, once per loop."""
         waiter: asyncio.Future[list[Sealed]] = asyncio.get_running_loop().create_future()
-        job = _Job(org_id, events, waiter=waiter)
+        self._enqueue(_Job(org_id, events, waiter=waiter))
+        return await waiter
+
+    def _enqueue(self, job: _Job) -> None:
         with self._cv:
             if self._stopping or self._thread is None:
                 raise _not_running()
             self._queue.append(job)
             self._cv.notify()
-        return await waiter
 
     def _commit(self, jobs: list[_Job]) -> None:
         try:

@@ -42,17 +42,7 @@ def create_key(
     with runtime.writes.begin() as session:
         key, token = service.create_key(session, org_id=principal.org_id, name=body.name, role=body.role)
         created = ApiKeyCreated(**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), token=token)
-    runtime.record(
-        principal.org_id,
-        {
-            "module": "core",
-            "action": "api_key.create",
-            "crud": "create",
-            "actor": principal.as_actor(),
-            "target": {"type": "api_key", "id": key.id, "display": key.name},
-            "fields": {"role": key.role},
-        },
-    )
+    runtime.record(principal.org_id, service.key_created_event(key, principal.as_actor()))
     return created
 
 

@@ -7,6 +7,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -61,6 +62,29 @@ def create_org(session: Session, *, slug: str, name: str, country: str = "FR") -
     session.add(org)
     session.flush()
     return org
+
+
+def org_created_event(org: Organisation, actor: dict[str, str]) -> dict[str, Any]:
+    """The audit event recording `org`'s creation, whoever created it (API, CLI, demo)."""
+    return {
+        "module": "core",
+        "action": "organisation.create",
+        "crud": "create",
+        "actor": actor,
+        "target": {"type": "organisation", "id": org.id, "display": org.slug},
+        "fields": {"country": org.country},
+    }
+
+
+def key_created_event(key: ApiKey, actor: dict[str, str]) -> dict[str, Any]:
+    return {
+        "module": "core",
+        "action": "api_key.create",
+        "crud": "create",
+        "actor": actor,
+        "target": {"type": "api_key", "id": key.id, "display": key.name},
+        "fields": {"role": key.role},
+    }
 
 
 def get_org(session: Session, org_ref: str) -> Organisation:
