@@ -19,6 +19,8 @@ from gardien.core.api import router as core_router
 from gardien.core.errors import PROBLEM_BASE, PROBLEM_JSON, install_error_handlers
 from gardien.core.runtime import Runtime
 from gardien.core.settings import Settings
+from gardien.psd2.api import router as psd2_router
+from gardien.psd2.service import ScaAdvisor
 
 DESCRIPTION = """Self-hosted GDPR compliance engine.
 
@@ -113,9 +115,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPIOffline(title="Gardien", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.ledger = ledger
+    app.state.sca = ScaAdvisor(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
+    app.include_router(psd2_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

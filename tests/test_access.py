@@ -35,6 +35,9 @@ READERS = frozenset({ADMIN, DPO, AUDITOR})
 VERIFIERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
 WRITERS = frozenset({ADMIN, DPO, SERVICE, OPERATOR})
 ADMIN_ONLY = frozenset({ADMIN})
+SCA_DECIDERS = frozenset({ADMIN, OPERATOR, SERVICE})
+SCA_POLICY_WRITERS = frozenset({ADMIN, OPERATOR})
+SCA_POLICY_READERS = frozenset({ADMIN, OPERATOR, DPO, AUDITOR})
 PUBLIC = None  # no key needed at all
 
 MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
@@ -62,7 +65,20 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", "/api/v1/audit/exports"): READERS,
     ("GET", "/api/v1/audit/exports/{export_id}"): READERS,
     ("GET", "/api/v1/audit/exports/{export_id}/payload"): READERS,
+    ("POST", "/api/v1/sca/decide"): SCA_DECIDERS,
+    ("GET", "/api/v1/sca/policy"): SCA_POLICY_READERS,
+    ("PUT", "/api/v1/sca/policy"): SCA_POLICY_WRITERS,
+    ("GET", "/api/v1/sca/fraud-quarters"): SCA_POLICY_READERS,
+    ("PUT", "/api/v1/sca/fraud-quarters/{quarter}/{instrument}"): SCA_POLICY_WRITERS,
+    ("GET", "/api/v1/sca/payers/{payer}/counters"): SCA_DECIDERS,
+    ("POST", "/api/v1/sca/payers/{payer}/authenticated"): SCA_DECIDERS,
+    ("POST", "/api/v1/sca/decisions/{decision_id}/fraud"): SCA_DECIDERS,
+    ("POST", "/api/v1/sca/challenges"): SCA_DECIDERS,
+    ("GET", "/api/v1/sca/challenges/{challenge_id}"): SCA_DECIDERS,
+    ("POST", "/api/v1/sca/challenges/{challenge_id}/verify"): SCA_DECIDERS,
+    ("GET", "/api/v1/sca/reports/art21/{quarter}"): SCA_POLICY_READERS,
 }
+SCA_PAYMENT = {"amount": "42.00", "channel": "remote", "instrument": "card", "payer": "p-1", "payee": "shop"}
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -116,12 +132,16 @@ class World:
     old_size: int
     new_size: int
     export_id: str
+    decision_id: str
+    challenge_id: str
 
     def request(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
         """A valid request for a route: the URL with its path filled in, and its parameters/body."""
         kwargs: dict[str, Any] = {}
         url = path.replace("{event_id}", self.event_id).replace("{export_id}", self.export_id)
         url = url.replace("{size}", str(self.new_size))
+        url = url.replace("{decision_id}", self.decision_id).replace("{challenge_id}", self.challenge_id)
+        url = url.replace("{quarter}", "2026-Q3").replace("{instrument}", "card").replace("{payer}", "p-1")
         if "{key_id}" in url:
             url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
         bodies: dict[tuple[str, str], Any] = {
@@ -130,6 +150,12 @@ class World:
             ("POST", "/api/v1/audit/events/batch"): {"events": [sample_event(), sample_event(action="artist.read")]},
             ("POST", "/api/v1/audit/verify"): {},
             ("POST", "/api/v1/audit/exports"): {"format": "csv", "filter": {"module": "bookings"}},
+            ("POST", "/api/v1/sca/decide"): {"payment": SCA_PAYMENT},
+            ("PUT", "/api/v1/sca/policy"): {"counter_mode": "count"},
+            ("PUT", "/api/v1/sca/fraud-quarters/{quarter}/{instrument}"): {"rate_percent": "0.02"},
+            ("POST", "/api/v1/sca/decisions/{decision_id}/fraud"): {},
+            ("POST", "/api/v1/sca/challenges"): {"payer": "p-1", "amount": "42.00", "payee": "shop"},
+            ("POST", "/api/v1/sca/challenges/{challenge_id}/verify"): {"code": "000000", "amount": "1", "payee": "x"},
         }
         params: dict[tuple[str, str], Any] = {
             ("GET", "/api/v1/audit/events"): {"module": "bookings", "limit": 2},
@@ -158,6 +184,12 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
     old_size = checkpoint_size(first.json()["manifest"]["checkpoint"])
     new_size = checkpoint_size(second.json()["manifest"]["checkpoint"])
     assert old_size < new_size
+    decision = client.post("/api/v1/sca/decide", json={"payment": SCA_PAYMENT}, headers=auth(tokens[SERVICE]))
+    assert decision.status_code == 200, decision.text
+    challenge = client.post(
+        "/api/v1/sca/challenges", json={"payer": "p-1", "amount": "42", "payee": "shop"}, headers=auth(tokens[SERVICE])
+    )
+    assert challenge.status_code == 201, challenge.text
     return World(
         runtime=runtime,
         org=org,
@@ -166,6 +198,8 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         old_size=old_size,
         new_size=new_size,
         export_id=first.json()["id"],
+        decision_id=decision.json()["decision_id"],
+        challenge_id=challenge.json()["id"],
     )
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from alembic import context
 
 import gardien.audit.models
-import gardien.core.models  # noqa: F401  (registers the tables)
+import gardien.core.models
+import gardien.psd2.models  # noqa: F401  (registers the tables)
 from gardien.core.db import Base
 
 config = context.config
