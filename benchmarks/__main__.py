@@ -4,7 +4,8 @@
 
 Figures go to stdout and to bench-results/<timestamp>.jsonl; progress goes to stderr. Groups:
 append_batch (fig. 1), http_append (fig. 2), verify (fig. 3), export (fig. 4), inclusion_proof
-(fig. 5). The last three share one large ledger per engine. See docs/benchmarks.md.
+(fig. 5), sca (the PSD2 SCA advisor's decision, in process and over HTTP at a fixed rate). Verify,
+export and inclusion_proof share one large ledger per engine. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from types import FrameType
 
 from benchmarks.common import DEFAULT_POSTGRES_URL, ROOT, Config, EngineEnv, Reporter, log
 
-GROUPS = ("append_batch", "http_append", "verify", "inclusion_proof", "export")
+GROUPS = ("append_batch", "http_append", "sca", "verify", "inclusion_proof", "export")
 LARGE_GROUPS = ("verify", "inclusion_proof", "export")  # in this order, on one shared ledger
 ENGINES = ("sqlite", "postgresql")
 
@@ -54,6 +55,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="HTTP warm-up, seconds (default 3)")
     parser.add_argument("--concurrency", type=int, default=32, help="HTTP connections (default 32)")
     parser.add_argument("--proofs", type=int, help="inclusion proofs timed (default 2,000)")
+    parser.add_argument("--sca-requests", type=int, default=20_000, help="SCA decisions timed in process")
+    parser.add_argument(
+        "--sca-rate", type=float, default=500.0, help="open-loop requests/s of the SCA HTTP figure (default 500)"
+    )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args(argv)
@@ -79,6 +84,8 @@ def make_config(args: argparse.Namespace) -> Config:
         http_warmup=args.warmup if args.warmup is not None else (2.0 if quick else 3.0),
         http_duration=args.duration or (5.0 if quick else 10.0),
         proofs=args.proofs or (500 if quick else 2_000),
+        sca_requests=args.sca_requests,
+        sca_rate=args.sca_rate,
     )
 
 
@@ -88,7 +95,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 
 def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Reporter) -> None:
-    from benchmarks import append, export, http_append, ledger, proofs, verify
+    from benchmarks import append, export, http_append, ledger, proofs, sca, verify
 
     env = EngineEnv(engine, args.postgres_url)
     try:
@@ -104,6 +111,8 @@ def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Rep
             append.run(env, cfg, reporter)
         if "http_append" in args.groups:
             http_append.run(env, cfg, reporter)
+        if "sca" in args.groups:
+            sca.run(env, cfg, reporter)
         large_groups = [g for g in LARGE_GROUPS if g in args.groups]
         if not large_groups:
             return

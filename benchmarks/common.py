@@ -387,6 +387,8 @@ class Config:
     http_warmup: float
     http_duration: float
     proofs: int
+    sca_requests: int = 20_000  # in-process decisions timed
+    sca_rate: float = 500.0  # open-loop requests/s of the HTTP decision figure
 
     def as_context(self) -> dict[str, Any]:
         return {"quick": self.quick, "seed": self.seed}

@@ -13,10 +13,13 @@ on its own fresh database of the same engine, measured the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +100,8 @@ def run(env: EngineEnv, cfg: Config, reporter: Reporter) -> None:
         )
 
 
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
+def gardien_cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run `gardien ARGS…` as an operator would; its stdout."""
     done = subprocess.run(
         [*gardien_command(), *args],
         env=env,
@@ -113,27 +117,48 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
-def _gardien(scratch: Scratch, cfg: Config) -> dict[str, Any]:
+def deploy_gardien(scratch: Scratch) -> tuple[dict[str, str], str]:
+    """`gardien migrate`, `admin create-org bench`, `admin create-key --role service`: (env, token)."""
     env = scratch.child_env()
     log(f"{scratch.engine}: http: gardien migrate, create-org, create-key")
-    _cli(["migrate"], env, scratch.directory)
-    _cli(["admin", "create-org", "bench", "--name", "Benchmark"], env, scratch.directory)
-    token = _cli(
+    gardien_cli(["migrate"], env, scratch.directory)
+    gardien_cli(["admin", "create-org", "bench", "--name", "Benchmark"], env, scratch.directory)
+    token = gardien_cli(
         ["admin", "create-key", "bench", "--role", "service", "--name", "loadgen"], env, scratch.directory
     ).split()[-1]
-    return _serve(scratch, [*gardien_command(), "serve"], env, token, cfg, "gardien")
+    return env, token
+
+
+def _gardien(scratch: Scratch, cfg: Config) -> dict[str, Any]:
+    env, token = deploy_gardien(scratch)
+    with server(scratch, [*gardien_command(), "serve"], env, "gardien") as running:
+        return load(running, token, cfg)
 
 
 def _baseline(scratch: Scratch, cfg: Config) -> dict[str, Any]:
     token = f"gdn_{secrets.token_urlsafe(32)}"
     env = scratch.child_env(BENCH_TOKEN=token)
     command = [sys.executable, "-m", "benchmarks.baseline_server"]
-    return _serve(scratch, command, env, token, cfg, "baseline")
+    with server(scratch, command, env, "baseline") as running:
+        return load(running, token, cfg)
 
 
-def _serve(
-    scratch: Scratch, command: list[str], env: dict[str, str], token: str, cfg: Config, label: str
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Server:
+    engine: str
+    label: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the {self.label} server died during the run:\n{tail(self.log_path)}")
+
+
+@contextlib.contextmanager
+def server(scratch: Scratch, command: list[str], env: dict[str, str], label: str) -> Iterator[Server]:
+    """A server subprocess on a free loopback port, ready to answer; stopped on exit."""
     port = free_port()
     server_log = scratch.directory / f"{label}-server.log"
     log(f"{scratch.engine}: http: starting the {label} server on 127.0.0.1:{port}")
@@ -148,46 +173,50 @@ def _serve(
         )
     try:
         wait_http_ready(port, proc)
-        log(
-            f"{scratch.engine}: http: {label}: {cfg.http_concurrency} connections, "
-            f"{cfg.http_warmup:g} s warm-up + {cfg.http_duration:g} s measured"
-        )
-        client_env = {k: v for k, v in os.environ.items() if not k.startswith("GARDIEN_")}
-        client_env.update(
-            BENCH_TOKEN=token,
-            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        )
-        result = run_child(
-            "benchmarks.loadgen",
-            [
-                "--port",
-                str(port),
-                "--concurrency",
-                str(cfg.http_concurrency),
-                "--warmup",
-                str(cfg.http_warmup),
-                "--duration",
-                str(cfg.http_duration),
-                "--server-pid",
-                str(proc.pid),
-                "--seed",
-                str(cfg.seed),
-            ],
-            env=client_env,
-            timeout=cfg.http_warmup + cfg.http_duration + 120,
-        ).output
-        if proc.poll() is not None:
-            raise RuntimeError(f"the {label} server died during the run:\n{tail(server_log)}")
-        latency = result["latency_ms"]
-        log(
-            f"{scratch.engine}: http: {label}: {result['throughput']:.0f} ok/s, p50 {latency['p50']} ms, "
-            f"p99 {latency['p99']} ms, statuses {result['statuses']}"
-        )
-        if result["errors"]:
-            log(f"{scratch.engine}: http: {label}: client errors: {result['errors'][:3]}")
-        return result
+        yield Server(scratch.engine, label, proc, port, server_log)
     except Exception:
         log(f"{label} server log:\n{tail(server_log)}")
         raise
     finally:
         stop_process(proc)
+
+
+def load(running: Server, token: str, cfg: Config, extra: tuple[str, ...] = (), label: str = "") -> dict[str, Any]:
+    """Run benchmarks.loadgen against the server (closed loop unless `extra` says otherwise)."""
+    label = label or running.label
+    mode = f"{'open loop over ' if '--rate' in extra else ''}{cfg.http_concurrency} connections"
+    log(f"{running.engine}: http: {label}: {mode}, {cfg.http_warmup:g} s warm-up + {cfg.http_duration:g} s measured")
+    client_env = {k: v for k, v in os.environ.items() if not k.startswith("GARDIEN_")}
+    client_env.update(
+        BENCH_TOKEN=token,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    result = run_child(
+        "benchmarks.loadgen",
+        [
+            "--port",
+            str(running.port),
+            "--concurrency",
+            str(cfg.http_concurrency),
+            "--warmup",
+            str(cfg.http_warmup),
+            "--duration",
+            str(cfg.http_duration),
+            "--server-pid",
+            str(running.proc.pid),
+            "--seed",
+            str(cfg.seed),
+            *extra,
+        ],
+        env=client_env,
+        timeout=cfg.http_warmup + cfg.http_duration + 120,
+    ).output
+    running.check_alive()
+    latency = result["latency_ms"]
+    log(
+        f"{running.engine}: http: {label}: {result['throughput']:.0f} ok/s, p50 {latency['p50']} ms, "
+        f"p99 {latency['p99']} ms, statuses {result['statuses']}"
+    )
+    if result["errors"]:
+        log(f"{running.engine}: http: {label}: client errors: {result['errors'][:3]}")
+    return result

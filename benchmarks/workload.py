@@ -1,6 +1,7 @@
 """Realistic audit events, and the no-integrity baseline they are compared with.
 
 Standard library only: the load generator imports this module and must stay light.
+The same goes for the SCA advisor's decision requests at the end of the module.
 
 The events look like what a booking/CRM/billing application sends: an actor, a target, the
 request's source address and user agent, the changed fields with integer and string values, the
@@ -16,6 +17,7 @@ hashing, no chain, no signature.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -260,3 +262,114 @@ def baseline_row(event: dict[str, Any], now: datetime, *, sqlite: bool) -> tuple
         now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now,
         json.dumps(extra),
     )
+
+
+# --- PSD2 SCA decisions: what a card issuer or bank asks POST /api/v1/sca/decide -----------------
+
+SCA_PAYERS = 2_000
+# Put in the policy (and given to the in-process requests) so that transaction risk analysis
+# applies: card up to the €250 band, credit transfers up to the €500 band.
+SCA_FRAUD_RATES = {"card": "0.05", "credit_transfer": "0.004"}
+# (kind, weight in percent)
+SCA_KINDS: tuple[tuple[str, int], ...] = (
+    ("remote_card", 30),
+    ("remote_credit_transfer", 14),
+    ("contactless_pos", 24),
+    ("unattended_terminal", 4),
+    ("trusted_beneficiary", 5),
+    ("recurring", 5),
+    ("foreign_currency_card", 3),
+    ("acquirer_tra", 3),
+    ("account_information", 8),
+    ("merchant_initiated", 2),
+    ("trusted_beneficiary_change", 2),
+)
+_FOREIGN_RATES = (("USD", "0.92"), ("GBP", "1.17"), ("CHF", "1.05"))
+_TERMINALS = ("transport_fare", "transport_fare", "parking_fee", "other")
+_SIGNALS = ("abnormal_spending", "unusual_device", "malware", "known_fraud_scenario", "abnormal_location")
+
+
+def _amount(rng: random.Random, low: float, high: float) -> str:
+    """Euros, log-uniform between low and high: many small payments, a long tail of large ones."""
+    return f"{math.exp(rng.uniform(math.log(low), math.log(high))):.2f}"
+
+
+def _payment(rng: random.Random, payer: str, channel: str, instrument: str, amount: str) -> dict[str, Any]:
+    return {
+        "amount": amount,
+        "currency": "EUR",
+        "channel": channel,
+        "instrument": instrument,
+        "payer": payer,
+        "payee": f"merchant-{rng.randrange(1, 400):03d}",
+    }
+
+
+def make_sca_request(rng: random.Random, kind: str, payer: str) -> dict[str, Any]:
+    """One DecideIn body of the given kind (the advisor keeps the counters: none are sent)."""
+    body: dict[str, Any] = {}
+    if kind in ("remote_card", "acquirer_tra", "merchant_initiated"):
+        body["payment"] = _payment(rng, payer, "remote", "card", _amount(rng, 1, 1_000))
+        if kind == "acquirer_tra":
+            body["role"] = "acquirer"
+        elif kind == "merchant_initiated":
+            body["payment"]["initiation"] = "merchant_initiated"
+    elif kind == "remote_credit_transfer":
+        body["payment"] = _payment(rng, payer, "remote", "credit_transfer", _amount(rng, 1, 1_000))
+        if rng.random() < 0.1:  # to the payer's own savings account at the same bank (Art. 15)
+            body["same_owner"] = body["same_aspsp"] = True
+    elif kind == "contactless_pos":
+        body["payment"] = _payment(rng, payer, "contactless_pos", "card", _amount(rng, 1, 80))
+    elif kind == "unattended_terminal":
+        body["payment"] = _payment(rng, payer, "unattended_terminal", "card", _amount(rng, 1, 30))
+        body["payment"]["terminal_purpose"] = rng.choice(_TERMINALS)
+    elif kind == "trusted_beneficiary":
+        payment = _payment(rng, payer, "remote", "credit_transfer", _amount(rng, 5, 1_000))
+        others = [f"BE{rng.randrange(10**13, 10**14)}" for _ in range(rng.randrange(0, 4))]
+        body["payment"] = payment
+        body["trusted_beneficiaries"] = [*others, payment["payee"]]
+    elif kind == "recurring":
+        payment = _payment(rng, payer, "remote", "card", rng.choice(["9.99", "12.99", "17.99", "49.00", "120.00"]))
+        amended = rng.random() < 0.1
+        body["payment"] = payment
+        body["recurring"] = {
+            "amount": "15.99" if amended else payment["amount"],
+            "payee": payment["payee"],
+            "payments_made": rng.randrange(0, 25),
+        }
+    elif kind == "foreign_currency_card":
+        currency, rate = rng.choice(_FOREIGN_RATES)
+        body["payment"] = _payment(rng, payer, "remote", "card", _amount(rng, 1, 800))
+        body["payment"].update(currency=currency, eur_rate=rate)
+    elif kind == "account_information":
+        body["operation"] = "account_information"
+        body["account_access"] = {
+            "payer": payer,
+            "via_aisp": rng.random() < 0.5,
+            "items": rng.choice([["balance"], ["balance", "transactions"], ["transactions"]]),
+            "oldest_transaction_age_days": rng.randrange(0, 120),
+            "days_since_last_sca": None if rng.random() < 0.15 else rng.randrange(0, 200),
+        }
+    elif kind == "trusted_beneficiary_change":
+        body["operation"] = "trusted_beneficiary_change"
+        body["payer"] = payer
+    else:
+        raise ValueError(f"unknown kind of SCA request {kind!r}")
+    if rng.random() < 0.7:
+        body["risk_score"] = round(rng.uniform(0, 100), 1)
+    if "payment" in body and body["payment"]["channel"] == "remote" and rng.random() < 0.03:
+        body["risk_signals"] = {rng.choice(_SIGNALS): True}
+    body["record"] = True
+    return body
+
+
+def sca_request_pool(size: int, *, seed: int, payers: int = SCA_PAYERS) -> list[tuple[str, dict[str, Any]]]:
+    """`size` (kind, DecideIn body) pairs in the SCA_KINDS mix, over `payers` distinct payers."""
+    rng = random.Random(seed)
+    kinds = [kind for kind, _ in SCA_KINDS]
+    weights = [weight for _, weight in SCA_KINDS]
+    out = []
+    for kind in rng.choices(kinds, weights, k=size):
+        payer = f"cust-{rng.randrange(payers):06d}"
+        out.append((kind, make_sca_request(rng, kind, payer)))
+    return out

@@ -112,6 +112,9 @@ def test_counters_are_kept_per_instrument_when_the_policy_says_so(sca: Sca) -> N
         assert sca.pay("5", instrument_id="card-1")["outcome"] == "exempt"
     assert sca.pay("5", instrument_id="card-1")["outcome"] == "sca_required"
     assert sca.pay("5", instrument_id="card-2")["outcome"] == "exempt"
+    created = sca.challenge(amount="5", instrument_id="card-1")
+    assert sca.verify(created["id"], code=created["code"], amount="5", payee="shop")["verified"] is True
+    assert sca.pay("5", instrument_id="card-1")["outcome"] == "exempt", "SCA on card-1 restarts its counters"
 
 
 def test_a_simulation_changes_nothing(sca: Sca, runtime: Runtime, org: str) -> None:

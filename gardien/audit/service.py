@@ -33,7 +33,7 @@ from gardien.audit.schemas import (
 from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare
 from gardien.audit.signing import checkpoint_signer, trusted_verifiers
 from gardien.audit.verify import verify_org
-from gardien.audit.writer import LedgerWriter
+from gardien.audit.writer import LedgerWriter, Work
 from gardien.core.clock import utcnow
 from gardien.core.db import is_sqlite, write_transaction
 from gardien.core.errors import InvalidInput, NotFound, TooLarge
@@ -184,6 +184,26 @@ class Ledger:
         # Seal with the keys in force now: `gardien keys rotate` may have run in another process.
         self.runtime.keyring.reload_if_changed()
         return await self.writer.submit_async(org_id, prepared)
+
+    def transact(self, org_id: str, work: Work) -> tuple[Any, list[Sealed]]:
+        """Run `work(connection)` and seal the events it returns in the same transaction.
+
+        For capabilities whose state changes must be durable together with their audit events:
+        `work` writes its own tables through the connection and returns (result, prepared events).
+        Group-committed with the ledger's other writes when the writer runs.
+        """
+        self.runtime.keyring.reload_if_changed()
+        if self.writer.running:
+            outcome: tuple[Any, list[Sealed]] = self.writer.submit_work(org_id, work).result(timeout=60)
+            return outcome
+        with write_transaction(self.runtime.engine) as conn:
+            result, events = work(conn)
+            return result, self.sealer.seal(conn, org_id, events, utcnow()) if events else []
+
+    async def transact_async(self, org_id: str, work: Work) -> tuple[Any, list[Sealed]]:
+        """transact() for the event loop; needs the writer running (the server starts it)."""
+        self.runtime.keyring.reload_if_changed()
+        return await self.writer.submit_work_async(org_id, work)
 
     def record(self, org_id: str, event: Mapping[str, Any]) -> Sealed:
         """Record something Gardien itself did; used by every capability."""

@@ -13,12 +13,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from gardien.audit.models import HEADS
 from gardien.audit.sealing import PreparedEvent, Sealed, Sealer
@@ -29,13 +29,29 @@ from gardien.core.errors import Problem
 log = logging.getLogger(__name__)
 
 
+# Work another capability runs inside the ledger's transaction: it changes its own tables through
+# the connection and returns its result and the events that record the change, sealed in the same
+# commit. The change and its audit trail are durable together or not at all.
+Work = Callable[[Connection], tuple[Any, list[PreparedEvent]]]
+
+
 @dataclass
 class _Job:
     org_id: str
     events: list[PreparedEvent]
-    future: Future[list[Sealed]] = field(default_factory=Future)
+    future: Future[Any] = field(default_factory=Future)
     # Set for jobs submitted from an event loop: resolved there, a whole batch per wake-up.
-    waiter: asyncio.Future[list[Sealed]] | None = None
+    waiter: asyncio.Future[Any] | None = None
+    work: Work | None = None
+    # What `work` returned in the transaction being committed.
+    result: Any = None
+    produced: list[PreparedEvent] = field(default_factory=list)
+
+    def size(self) -> int:
+        return len(self.events) if self.work is None else max(1, len(self.produced))
+
+    def outcome(self, sealed: list[Sealed]) -> Any:
+        return sealed if self.work is None else (self.result, sealed)
 
 
 def _not_running() -> Problem:
@@ -43,7 +59,7 @@ def _not_running() -> Problem:
     return Problem(503, "ledger-unavailable", "Ledger unavailable", "the ledger writer is not running; retry")
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[list[Sealed]], list[Sealed] | BaseException]]) -> None:
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any]]) -> None:
     for waiter, outcome in outcomes:
         if waiter.done():
             continue  # the request was cancelled (client gone); its events are sealed all the same
@@ -98,10 +114,10 @@ class LedgerWriter:
     def _take(self) -> list[_Job]:
         jobs: list[_Job] = []
         count = 0
-        while self._queue and (not jobs or count + len(self._queue[0].events) <= self.max_group):
+        while self._queue and (not jobs or count + self._queue[0].size() <= self.max_group):
             job = self._queue.popleft()
             jobs.append(job)
-            count += len(job.events)
+            count += job.size()
         return jobs
 
     def _run(self) -> None:
@@ -124,6 +140,17 @@ class LedgerWriter:
         self._enqueue(_Job(org_id, events, waiter=waiter))
         return await waiter
 
+    def submit_work(self, org_id: str, work: Work) -> Future[tuple[Any, list[Sealed]]]:
+        """Run `work` in the next group's transaction and seal the events it returns with it."""
+        job = _Job(org_id, [], work=work)
+        self._enqueue(job)
+        return job.future
+
+    async def submit_work_async(self, org_id: str, work: Work) -> tuple[Any, list[Sealed]]:
+        waiter: asyncio.Future[tuple[Any, list[Sealed]]] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Job(org_id, [], waiter=waiter, work=work))
+        return await waiter
+
     def _enqueue(self, job: _Job) -> None:
         with self._cv:
             if self._stopping or self._thread is None:
@@ -134,14 +161,15 @@ class LedgerWriter:
     def _commit(self, jobs: list[_Job]) -> None:
         try:
             results = self._seal_group(jobs)
-        except Exception:
+        except Exception as exc:
             # One bad job must not sink its neighbours: retry each alone, so only it fails.
             if len(jobs) == 1:
-                log.exception("ledger append failed")
-                self._deliver(
-                    jobs,
-                    [Problem(503, "ledger-unavailable", "Ledger unavailable", "the ledger could not record the event")],
-                )
+                if not isinstance(exc, Problem):
+                    log.exception("ledger append failed")
+                    exc = Problem(
+                        503, "ledger-unavailable", "Ledger unavailable", "the ledger could not record the event"
+                    )
+                self._deliver(jobs, [exc])
                 return
             for job in jobs:
                 self._commit([job])
@@ -149,8 +177,8 @@ class LedgerWriter:
         self._deliver(jobs, results)
 
     @staticmethod
-    def _deliver(jobs: list[_Job], outcomes: Sequence[list[Sealed] | BaseException]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Sealed]], Any]]] = {}
+    def _deliver(jobs: list[_Job], outcomes: Sequence[Any]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for job, outcome in zip(jobs, outcomes, strict=True):
             if job.waiter is not None:
                 by_loop.setdefault(job.waiter.get_loop(), []).append((job.waiter, outcome))
@@ -164,20 +192,26 @@ class LedgerWriter:
             except RuntimeError:
                 log.warning("an event loop closed before its appends were acknowledged")
 
-    def _seal_group(self, jobs: list[_Job]) -> list[list[Sealed]]:
+    def _seal_group(self, jobs: list[_Job]) -> list[Any]:
         now = utcnow()
         by_org: dict[str, list[_Job]] = {}
         for job in jobs:
             by_org.setdefault(job.org_id, []).append(job)
         sealed_by_job: dict[int, list[Sealed]] = {}
         with write_transaction(self.engine) as conn:
+            # Works run first, in arrival order, so that later ones see what earlier ones wrote.
+            for job in jobs:
+                if job.work is not None:
+                    job.result, job.produced = job.work(conn)
             for org_id, org_jobs in by_org.items():
-                sealed = self.sealer.seal(conn, org_id, [e for j in org_jobs for e in j.events], now)
+                events = [e for j in org_jobs for e in (j.produced if j.work is not None else j.events)]
+                sealed = self.sealer.seal(conn, org_id, events, now) if events else []
                 start = 0
                 for job in org_jobs:
-                    sealed_by_job[id(job)] = sealed[start : start + len(job.events)]
-                    start += len(job.events)
-        return [sealed_by_job[id(job)] for job in jobs]
+                    count = len(job.produced if job.work is not None else job.events)
+                    sealed_by_job[id(job)] = sealed[start : start + count]
+                    start += count
+        return [job.outcome(sealed_by_job[id(job)]) for job in jobs]
 
     def _sweep_checkpoints(self) -> None:
         self._last_sweep = time.monotonic()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 
 from gardien.core.auth import require
@@ -54,8 +54,10 @@ def _requires(roles: frozenset[Role]) -> Any:
 
 
 @router.post("/decide", response_model=DecisionOut, summary="Is SCA required, and under which exemption if not?")
-async def decide(body: DecideIn, request: Request, principal: Principal = _requires(DECIDERS)) -> DecisionOut:
-    return await advisor_of(request).decide_async(principal.org_id, body, principal.as_actor())
+async def decide(body: DecideIn, request: Request, principal: Principal = _requires(DECIDERS)) -> Response:
+    decision = await advisor_of(request).decide_async(principal.org_id, body, principal.as_actor())
+    # Serialised once here: the response model would validate the answer a second time.
+    return Response(decision.model_dump_json(), media_type="application/json")
 
 
 @router.get("/policy", response_model=PolicyOut, summary="The organisation's SCA policy")
@@ -120,12 +122,9 @@ async def report_fraud(
 
 @router.post("/challenges", status_code=201, response_model=ChallengeCreated, summary="Create a challenge")
 async def create_challenge(
-    body: ChallengeIn,
-    request: Request,
-    instrument_id: InstrumentId = None,
-    principal: Principal = _requires(DECIDERS),
+    body: ChallengeIn, request: Request, principal: Principal = _requires(DECIDERS)
 ) -> ChallengeCreated:
-    return await advisor_of(request).create_challenge_async(principal.org_id, body, principal.as_actor(), instrument_id)
+    return await advisor_of(request).create_challenge_async(principal.org_id, body, principal.as_actor())
 
 
 @router.get("/challenges/{challenge_id}", response_model=ChallengeOut, summary="A challenge's status")

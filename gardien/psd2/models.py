@@ -8,8 +8,9 @@ Amounts in euros are stored as integer micro-euros so that sums are exact on bot
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gardien.core.db import Base, UTCDateTime
@@ -95,3 +96,11 @@ class ScaChallenge(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     __table_args__ = (Index("ix_sca_challenges_org_payer", "org_id", "payer_key"),)
+
+
+# Typed handles on the tables, for the Core statements of the decision path.
+POLICIES = cast(Table, ScaPolicy.__table__)
+COUNTERS = cast(Table, ScaCounter.__table__)
+DECISIONS = cast(Table, ScaDecision.__table__)
+FRAUD_QUARTERS = cast(Table, ScaFraudQuarter.__table__)
+CHALLENGES = cast(Table, ScaChallenge.__table__)

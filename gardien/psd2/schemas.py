@@ -302,6 +302,9 @@ class ChallengeIn(_Strict):
     payee: Ref | None = None
     payees: list[Ref] | None = Field(default=None, min_length=1, max_length=1000, description="A batch's payees.")
     decision_id: Ref | None = None
+    instrument_id: Ref | None = Field(
+        default=None, description="The card or account, when the policy keeps counters per instrument."
+    )
     locale: Literal["fr", "nl", "en", "de"] = "en"
 
     @model_validator(mode="after")

@@ -15,21 +15,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import Connection, Row, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from gardien.audit.sealing import PreparedEvent
 from gardien.audit.service import Ledger
+from gardien.audit.writer import Work as LedgerWork
 from gardien.core.clock import utcnow
 from gardien.core.db import is_sqlite
 from gardien.core.errors import Conflict, InvalidInput, NotFound
 from gardien.core.ids import new_id
+from gardien.core.keyring import HmacKey
 from gardien.core.runtime import Runtime
 from gardien.psd2 import linking, rules
-from gardien.psd2.models import ScaChallenge, ScaCounter, ScaDecision, ScaFraudQuarter, ScaPolicy
+from gardien.psd2.models import CHALLENGES, COUNTERS, DECISIONS, FRAUD_QUARTERS, POLICIES
 from gardien.psd2.schemas import (
     Art21Report,
     ChallengeCreated,
@@ -56,8 +58,9 @@ from gardien.psd2.thresholds import RuleSet, load_ruleset
 MICROS = Decimal(1_000_000)
 MODULE = "psd2"
 DPIA_SCA = {"dpia_event": "SCA_TRIGGERED"}
-T = TypeVar("T")
 Events = list[dict[str, Any]]
+# What the service runs inside a ledger transaction: it returns its result and the audit events.
+Work = Callable[[Connection], tuple[Any, Events]]
 
 DISPLAY = {
     "en": "Confirm the payment of {amount} {currency} to {payees}",
@@ -113,7 +116,45 @@ class ScaAdvisor:
         self.ledger = ledger
         self.ruleset = ruleset or load_ruleset()
         self._policies: dict[str, LoadedPolicy] = {}
+        self._pseudonym_key: HmacKey | None = None
         self._sqlite = is_sqlite(runtime.engine)
+        self._count_stmts = {
+            rules.Channel.REMOTE: self._upsert_count("remote_count", "remote_micros"),
+            rules.Channel.CONTACTLESS_POS: self._upsert_count("contactless_count", "contactless_micros"),
+        }
+        reset: dict[str, Any] = {
+            name: 0 for name in ("contactless_count", "contactless_micros", "remote_count", "remote_micros")
+        }
+        reset.update(last_sca_at=bindparam("now"), updated_at=bindparam("now"))
+        self._reset_stmt = self._insert(COUNTERS).values(org_id=bindparam("org"), payer_key=bindparam("key"), **reset)
+        self._reset_stmt = self._reset_stmt.on_conflict_do_update(
+            index_elements=[COUNTERS.c.org_id, COUNTERS.c.payer_key], set_=reset
+        )
+
+    def _insert(self, table: Table) -> Any:
+        return (sqlite if self._sqlite else postgresql).insert(table)
+
+    def _upsert_count(self, count: str, total: str) -> Any:
+        """Add one payment of `micros` to a payer's counters, creating the row if needed."""
+        values: dict[str, Any] = {
+            "org_id": bindparam("org"),
+            "payer_key": bindparam("key"),
+            "contactless_count": 0,
+            "contactless_micros": 0,
+            "remote_count": 0,
+            "remote_micros": 0,
+            "updated_at": bindparam("now"),
+        }
+        values.update({count: 1, total: bindparam("micros")})
+        stmt = self._insert(COUNTERS).values(values)
+        return stmt.on_conflict_do_update(
+            index_elements=[COUNTERS.c.org_id, COUNTERS.c.payer_key],
+            set_={
+                count: COUNTERS.c[count] + 1,
+                total: COUNTERS.c[total] + bindparam("micros"),
+                "updated_at": bindparam("now"),
+            },
+        )
 
     # Pseudonyms and policy ------------------------------------------------------------------
 
@@ -123,24 +164,24 @@ class ScaAdvisor:
         It uses the keyring's oldest HMAC key, which rotation retires but never removes, so a
         payer's counters survive a key rotation instead of silently restarting at zero.
         """
-        oldest = next(iter(self.runtime.keyring.hmac_keys().values()))
-        return oldest.digest(b"psd2-payer\0" + reference.encode()).hex()
+        if self._pseudonym_key is None:
+            self._pseudonym_key = next(iter(self.runtime.keyring.hmac_keys().values()))
+        return self._pseudonym_key.digest(b"psd2-payer\0" + reference.encode()).hex()
 
     def _counter_key(self, loaded: LoadedPolicy, payer: str, instrument_id: str | None) -> str:
         if loaded.document.counter_scope == "instrument" and instrument_id is not None:
             return self.pseudonym(f"{payer}\0{instrument_id}")
         return self.pseudonym(payer)
 
-    def _load_policy(self, session: Session, org_id: str) -> LoadedPolicy:
-        row = session.execute(
-            select(ScaPolicy.version, ScaPolicy.document, ScaPolicy.updated_at).where(ScaPolicy.org_id == org_id)
-        ).first()
+    def _load_policy(self, conn: Connection, org_id: str) -> LoadedPolicy:
+        """The organisation's policy; parsed once per version, the version read on every call."""
+        row = conn.execute(POLICY_VERSION, {"org": org_id}).first()
         version = row.version if row is not None else 0
         cached = self._policies.get(org_id)
         if cached is not None and cached.version == version:
             return cached
         document = PolicyIn.model_validate_json(row.document) if row is not None else PolicyIn()
-        quarters = session.scalars(select(ScaFraudQuarter).where(ScaFraudQuarter.org_id == org_id)).all()
+        quarters = conn.execute(select(FRAUD_QUARTERS).where(FRAUD_QUARTERS.c.org_id == org_id)).all()
         history = [
             rules.QuarterRate(q.quarter, rules.Instrument(q.instrument), Decimal(q.rate_percent), q.resumption_notified)
             for q in quarters
@@ -157,73 +198,84 @@ class ScaAdvisor:
         return loaded
 
     def get_policy(self, org_id: str) -> PolicyOut:
-        with self.runtime.sessions() as session:
-            loaded = self._load_policy(session, org_id)
+        with self.runtime.engine.connect() as conn:
+            loaded = self._load_policy(conn, org_id)
         return PolicyOut(**loaded.document.model_dump(), version=loaded.version, updated_at=loaded.updated_at)
 
-    def _bump_policy(self, session: Session, org_id: str, document: PolicyIn | None) -> int:
-        row = session.get(ScaPolicy, org_id, with_for_update=not self._sqlite)
+    def _bump_policy(self, conn: Connection, org_id: str, document: PolicyIn | None) -> int:
+        """Store a new version of the policy (or only bump it, when fraud figures changed)."""
+        stmt = select(POLICIES.c.version).where(POLICIES.c.org_id == org_id)
+        version = conn.execute(stmt if self._sqlite else stmt.with_for_update()).scalar()
         now = utcnow()
-        if row is None:
+        if version is None:
             text = (document or PolicyIn()).model_dump_json()
-            session.add(ScaPolicy(org_id=org_id, version=1, document=text, updated_at=now))
+            conn.execute(insert(POLICIES).values(org_id=org_id, version=1, document=text, updated_at=now))
             return 1
-        row.version += 1
-        row.updated_at = now
+        values: dict[str, Any] = {"version": version + 1, "updated_at": now}
         if document is not None:
-            row.document = document.model_dump_json()
-        return row.version
+            values["document"] = document.model_dump_json()
+        conn.execute(update(POLICIES).where(POLICIES.c.org_id == org_id).values(values))
+        return int(version) + 1
 
-    def _set_policy(self, org_id: str, document: PolicyIn, actor: Mapping[str, Any]) -> tuple[PolicyOut, Events]:
-        with self.runtime.writes() as session, session.begin():
-            before = self._load_policy(session, org_id).document
-            version = self._bump_policy(session, org_id, document)
-        event = audit_event(
-            "sca.policy.updated",
-            "update",
-            actor,
-            ("sca_policy", org_id),
-            changes={"before": before.model_dump(mode="json"), "after": document.model_dump(mode="json")},
-            fields={"version": version},
-        )
-        return self.get_policy(org_id), [event]
+    def _set_policy(self, org_id: str, document: PolicyIn, actor: Mapping[str, Any]) -> Work:
+        def work(conn: Connection) -> tuple[int, Events]:
+            before = self._load_policy(conn, org_id).document
+            version = self._bump_policy(conn, org_id, document)
+            event = audit_event(
+                "sca.policy.updated",
+                "update",
+                actor,
+                ("sca_policy", org_id),
+                changes={"before": before.model_dump(mode="json"), "after": document.model_dump(mode="json")},
+                fields={"version": version},
+            )
+            return version, [event]
+
+        return work
 
     # Fraud figures (Art. 19, 20) ------------------------------------------------------------
 
     def _record_quarter(
         self, org_id: str, quarter: str, instrument: rules.Instrument, body: FraudQuarterIn, actor: Mapping[str, Any]
-    ) -> tuple[FraudQuartersOut, Events]:
+    ) -> Work:
         rules.quarter_index(quarter)
-        with self.runtime.writes() as session, session.begin():
-            row = session.get(ScaFraudQuarter, (org_id, quarter, instrument.value))
-            if row is None:
-                row = ScaFraudQuarter(org_id=org_id, quarter=quarter, instrument=instrument.value)
-                session.add(row)
-            row.rate_percent = f"{body.rate_percent.normalize():f}"
-            row.resumption_notified = body.resumption_notified
-            row.recorded_at = utcnow()
-            self._bump_policy(session, org_id, None)
-        result = self.fraud_quarters(org_id)
-        event = audit_event(
-            "sca.fraud_rate.recorded",
-            "update",
-            actor,
-            ("sca_fraud_quarter", f"{quarter}/{instrument.value}"),
-            fields={
-                "rate_percent": row.rate_percent,
-                "resumption_notified": body.resumption_notified,
-                "tra_suspended": [band.model_dump(mode="json") for band in result.tra_suspended],
-            },
-        )
-        return result, [event]
+        rate = f"{body.rate_percent.normalize():f}"
+
+        def work(conn: Connection) -> tuple[None, Events]:
+            values = {"rate_percent": rate, "resumption_notified": body.resumption_notified, "recorded_at": utcnow()}
+            stmt = self._insert(FRAUD_QUARTERS).values(
+                org_id=org_id, quarter=quarter, instrument=instrument.value, **values
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[FRAUD_QUARTERS.c.org_id, FRAUD_QUARTERS.c.quarter, FRAUD_QUARTERS.c.instrument],
+                    set_=values,
+                )
+            )
+            self._bump_policy(conn, org_id, None)
+            suspended = self._load_policy(conn, org_id).suspended
+            event = audit_event(
+                "sca.fraud_rate.recorded",
+                "update",
+                actor,
+                ("sca_fraud_quarter", f"{quarter}/{instrument.value}"),
+                fields={
+                    "rate_percent": rate,
+                    "resumption_notified": body.resumption_notified,
+                    "tra_suspended": [{"instrument": i, "etv_eur": f"{etv:f}"} for i, etv in sorted(suspended)],
+                },
+            )
+            return None, [event]
+
+        return work
 
     def fraud_quarters(self, org_id: str) -> FraudQuartersOut:
-        with self.runtime.sessions() as session:
-            loaded = self._load_policy(session, org_id)
-            rows = session.scalars(
-                select(ScaFraudQuarter)
-                .where(ScaFraudQuarter.org_id == org_id)
-                .order_by(ScaFraudQuarter.quarter, ScaFraudQuarter.instrument)
+        with self.runtime.engine.connect() as conn:
+            loaded = self._load_policy(conn, org_id)
+            rows = conn.execute(
+                select(FRAUD_QUARTERS)
+                .where(FRAUD_QUARTERS.c.org_id == org_id)
+                .order_by(FRAUD_QUARTERS.c.quarter, FRAUD_QUARTERS.c.instrument)
             ).all()
         return FraudQuartersOut(
             quarters=[
@@ -243,65 +295,100 @@ class ScaAdvisor:
 
     # Decisions ------------------------------------------------------------------------------
 
-    def _decide(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> tuple[DecisionOut, Events]:
-        if not body.record:
-            with self.runtime.sessions() as session:
-                loaded = self._load_policy(session, org_id)
-                key = self._key_of(loaded, body)
-                stored = self._counters(session, org_id, key) if key is not None and body.counters is None else None
-            return self._answer(body, loaded, stored, None), []
-        with self.runtime.writes() as session, session.begin():
-            loaded = self._load_policy(session, org_id)
+    def _simulate(self, org_id: str, body: DecideIn) -> DecisionOut:
+        with self.runtime.engine.connect() as conn:
+            loaded = self._load_policy(conn, org_id)
             key = self._key_of(loaded, body)
-            stored = (
-                self._counters(session, org_id, key, lock=True) if key is not None and body.counters is None else None
-            )
+            stored = self._counters(conn, org_id, key) if key is not None and body.counters is None else None
+        return self._answer(body, loaded, stored, None)
+
+    def _decide(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> Work:
+        """The decision as work in the ledger's transaction: counters, decision row and event commit together."""
+
+        def work(conn: Connection) -> tuple[DecisionOut, Events]:
+            loaded, key, stored = self._state_for(conn, org_id, body)
             decision_id = new_id()
             out = self._answer(body, loaded, stored, decision_id)
             payment = body.payment if body.operation is rules.Operation.PAYMENT else None
             amount = Decimal(out.amount_eur) if out.amount_eur is not None else None
             now = utcnow()
-            session.add(
-                ScaDecision(
-                    id=decision_id,
-                    org_id=org_id,
-                    decided_at=now,
-                    payer_key=key,
-                    operation=body.operation.value,
-                    role=body.role.value,
-                    channel=payment.channel.value if payment is not None else None,
-                    instrument=payment.instrument.value if payment is not None else None,
-                    amount_micros=to_micros(amount) if amount is not None else None,
-                    outcome=out.outcome.value,
-                    exemption=out.recommended.article if out.recommended is not None else None,
-                    ruleset=out.ruleset,
-                )
+            row = {
+                "d_id": decision_id,
+                "d_org_id": org_id,
+                "d_decided_at": now,
+                "d_payer_key": key,
+                "d_operation": body.operation.value,
+                "d_role": body.role.value,
+                "d_channel": payment.channel.value if payment is not None else None,
+                "d_instrument": payment.instrument.value if payment is not None else None,
+                "d_amount_micros": to_micros(amount) if amount is not None else None,
+                "d_outcome": out.outcome.value,
+                "d_exemption": out.recommended.article if out.recommended is not None else None,
+                "d_ruleset": out.ruleset,
+                "d_fraud_micros": None,
+                "d_fraud_reported_at": None,
+            }
+            counted = self._count_stmts.get(payment.channel) if payment is not None else None
+            if (
+                stored is not None
+                and counted is not None
+                and amount is not None
+                and out.outcome is rules.Outcome.EXEMPT
+            ):
+                # Art. 11 and 16 count every payment made without SCA since the last SCA.
+                row.update(org=org_id, key=key, micros=to_micros(amount), now=now)
+                if self._sqlite:
+                    conn.execute(INSERT_DECISION, row)
+                    conn.execute(counted, row)
+                else:
+                    conn.execute(counted.add_cte(INSERT_DECISION.cte("decision")), row)
+            else:
+                conn.execute(INSERT_DECISION, row)
+            if not out.sca_required:
+                return out, []
+            event = audit_event(
+                "sca.required",
+                "create",
+                actor,
+                ("payer", key) if key is not None else None,
+                reason=(out.reason or "")[:2000],
+                fields={
+                    **DPIA_SCA,
+                    "decision_id": decision_id,
+                    "operation": body.operation.value,
+                    "role": body.role.value,
+                    "channel": payment.channel.value if payment is not None else None,
+                    "instrument": payment.instrument.value if payment is not None else None,
+                    "amount_eur": out.amount_eur,
+                    "method": out.method.value,
+                    "ruleset": out.ruleset,
+                },
             )
-            if key is not None and body.counters is None and payment is not None and amount is not None:
-                self._count(session, org_id, key, out.outcome, payment.channel, amount, now)
-        events: Events = []
-        if out.sca_required:
-            events.append(
-                audit_event(
-                    "sca.required",
-                    "create",
-                    actor,
-                    ("payer", key) if key is not None else None,
-                    reason=(out.reason or "")[:2000],
-                    fields={
-                        **DPIA_SCA,
-                        "decision_id": decision_id,
-                        "operation": body.operation.value,
-                        "role": body.role.value,
-                        "channel": payment.channel.value if payment is not None else None,
-                        "instrument": payment.instrument.value if payment is not None else None,
-                        "amount_eur": out.amount_eur,
-                        "method": out.method.value,
-                        "ruleset": out.ruleset,
-                    },
-                )
-            )
-        return out, events
+            return out, [event]
+
+        return work
+
+    def _state_for(
+        self, conn: Connection, org_id: str, body: DecideIn
+    ) -> tuple[LoadedPolicy, str | None, rules.Counters | None]:
+        """The policy, the payer's key and its locked counters (None when the caller keeps counters).
+
+        One round trip in the common case: the counters row carries the policy's version, checked
+        against the cached policy, whose counter scope made the key.
+        """
+        cached = self._policies.get(org_id)
+        if cached is not None and body.counters is None:
+            key = self._key_of(cached, body)
+            if key is not None:
+                stmt = SELECT_COUNTERS_FOR_UPDATE if not self._sqlite else SELECT_COUNTERS
+                row = conn.execute(stmt, {"org": org_id, "key": key}).first()
+                if row is not None and row.policy_version == cached.version:
+                    return cached, key, counters_of(row)
+        loaded = self._load_policy(conn, org_id)
+        key = self._key_of(loaded, body)
+        if key is None or body.counters is not None:
+            return loaded, key, None
+        return loaded, key, self._counters(conn, org_id, key, lock=True)
 
     def _key_of(self, loaded: LoadedPolicy, body: DecideIn) -> str | None:
         payer = body.payer_ref()
@@ -325,114 +412,48 @@ class ScaAdvisor:
             raise InvalidInput(str(exc)) from None
         return decision_out(decision, decision_id)
 
-    def _counters(self, session: Session, org_id: str, key: str, *, lock: bool = False) -> rules.Counters:
-        stmt = select(ScaCounter).where(ScaCounter.org_id == org_id, ScaCounter.payer_key == key)
-        if lock and not self._sqlite:
-            stmt = stmt.with_for_update()
-        row = session.scalars(stmt).first()
-        if row is None:
-            return rules.NO_COUNTERS
-        return rules.Counters(
-            row.contactless_count,
-            from_micros(row.contactless_micros),
-            row.remote_count,
-            from_micros(row.remote_micros),
-        )
-
-    def _count(
-        self,
-        session: Session,
-        org_id: str,
-        key: str,
-        outcome: rules.Outcome,
-        channel: rules.Channel,
-        amount: Decimal,
-        now: datetime,
-    ) -> None:
-        """Add an exempted payment to the payer's counters since the last SCA (Art. 11 and 16)."""
-        if outcome is not rules.Outcome.EXEMPT:
-            return
-        if channel is rules.Channel.REMOTE:
-            count, total = ScaCounter.remote_count, ScaCounter.remote_micros
-        elif channel is rules.Channel.CONTACTLESS_POS:
-            count, total = ScaCounter.contactless_count, ScaCounter.contactless_micros
-        else:
-            return
-        micros = to_micros(amount)
-        values = {
-            "org_id": org_id,
-            "payer_key": key,
-            "contactless_count": 0,
-            "contactless_micros": 0,
-            "remote_count": 0,
-            "remote_micros": 0,
-            "updated_at": now,
-            count.key: 1,
-            total.key: micros,
-        }
-        dialect = sqlite if self._sqlite else postgresql
-        stmt = dialect.insert(ScaCounter).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ScaCounter.org_id, ScaCounter.payer_key],
-            set_={count.key: count + 1, total.key: total + micros, "updated_at": now},
-        )
-        session.execute(stmt)
-
-    def _reset(self, session: Session, org_id: str, key: str, now: datetime) -> None:
-        """SCA was applied: the counters start again from zero (Art. 11 and 16, "since the last SCA")."""
-        values = {
-            "contactless_count": 0,
-            "contactless_micros": 0,
-            "remote_count": 0,
-            "remote_micros": 0,
-            "last_sca_at": now,
-            "updated_at": now,
-        }
-        dialect = sqlite if self._sqlite else postgresql
-        stmt = dialect.insert(ScaCounter).values(org_id=org_id, payer_key=key, **values)
-        session.execute(
-            stmt.on_conflict_do_update(index_elements=[ScaCounter.org_id, ScaCounter.payer_key], set_=values)
-        )
+    def _counters(self, conn: Connection, org_id: str, key: str, *, lock: bool = False) -> rules.Counters:
+        stmt = SELECT_COUNTERS_FOR_UPDATE if lock and not self._sqlite else SELECT_COUNTERS
+        row = conn.execute(stmt, {"org": org_id, "key": key}).first()
+        return rules.NO_COUNTERS if row is None else counters_of(row)
 
     def counters(self, org_id: str, payer: str, instrument_id: str | None = None) -> CountersOut:
-        with self.runtime.sessions() as session:
-            loaded = self._load_policy(session, org_id)
-            key = self._counter_key(loaded, payer, instrument_id)
-            row = session.get(ScaCounter, (org_id, key))
-        if row is None:
+        with self.runtime.engine.connect() as conn:
+            loaded = self._load_policy(conn, org_id)
+            row = conn.execute(SELECT_COUNTERS, {"org": org_id, "key": self._counter_key(loaded, payer, instrument_id)})
+            counters = row.first()
+        if counters is None:
             return CountersOut(
                 contactless_count=0, contactless_sum_eur="0", remote_count=0, remote_sum_eur="0", last_sca_at=None
             )
         return CountersOut(
-            contactless_count=row.contactless_count,
-            contactless_sum_eur=f"{from_micros(row.contactless_micros):f}",
-            remote_count=row.remote_count,
-            remote_sum_eur=f"{from_micros(row.remote_micros):f}",
-            last_sca_at=row.last_sca_at,
+            contactless_count=counters.contactless_count,
+            contactless_sum_eur=f"{from_micros(counters.contactless_micros):f}",
+            remote_count=counters.remote_count,
+            remote_sum_eur=f"{from_micros(counters.remote_micros):f}",
+            last_sca_at=counters.last_sca_at,
         )
 
-    def _sca_performed(
-        self, org_id: str, payer: str, instrument_id: str | None, actor: Mapping[str, Any]
-    ) -> tuple[CountersOut, Events]:
-        with self.runtime.writes() as session, session.begin():
-            loaded = self._load_policy(session, org_id)
-            key = self._counter_key(loaded, payer, instrument_id)
-            self._reset(session, org_id, key, utcnow())
-        event = audit_event(
-            "sca.performed",
-            "update",
-            actor,
-            ("payer", key),
-            reason="strong customer authentication applied outside Gardien; counters reset",
-            fields=dict(DPIA_SCA),
-        )
-        return self.counters(org_id, payer, instrument_id), [event]
+    def _sca_performed(self, org_id: str, payer: str, instrument_id: str | None, actor: Mapping[str, Any]) -> Work:
+        def work(conn: Connection) -> tuple[None, Events]:
+            key = self._counter_key(self._load_policy(conn, org_id), payer, instrument_id)
+            conn.execute(self._reset_stmt, {"org": org_id, "key": key, "now": utcnow()})
+            event = audit_event(
+                "sca.performed",
+                "update",
+                actor,
+                ("payer", key),
+                reason="strong customer authentication applied outside Gardien; counters reset",
+                fields=dict(DPIA_SCA),
+            )
+            return None, [event]
 
-    def _report_fraud(
-        self, org_id: str, decision_id: str, body: FraudReportIn, actor: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], Events]:
-        with self.runtime.writes() as session, session.begin():
-            row = session.get(ScaDecision, decision_id, with_for_update=not self._sqlite)
+        return work
+
+    def _report_fraud(self, org_id: str, decision_id: str, body: FraudReportIn, actor: Mapping[str, Any]) -> Work:
+        def work(conn: Connection) -> tuple[dict[str, Any], Events]:
+            stmt = select(DECISIONS.c.org_id, DECISIONS.c.amount_micros).where(DECISIONS.c.id == decision_id)
+            row = conn.execute(stmt if self._sqlite else stmt.with_for_update()).first()
             if row is None or row.org_id != org_id:
                 raise NotFound(f"decision {decision_id}")
             if row.amount_micros is None:
@@ -441,19 +462,23 @@ class ScaAdvisor:
             if micros > row.amount_micros:
                 raise InvalidInput(
                     "the fraudulent amount exceeds the payment's",
-                    [{"path": "amount_eur", "message": f"at most {from_micros(row.amount_micros):f}"}],
+                    [{"field": "amount_eur", "in": "body", "message": f"at most {from_micros(row.amount_micros):f}"}],
                 )
-            row.fraud_micros = micros
-            row.fraud_reported_at = utcnow()
-        result = {"decision_id": decision_id, "fraud_amount_eur": f"{from_micros(micros):f}"}
-        event = audit_event("sca.fraud.reported", "update", actor, ("sca_decision", decision_id), fields=result)
-        return result, [event]
+            conn.execute(
+                update(DECISIONS)
+                .where(DECISIONS.c.id == decision_id)
+                .values(fraud_micros=micros, fraud_reported_at=utcnow())
+            )
+            result = {"decision_id": decision_id, "fraud_amount_eur": f"{from_micros(micros):f}"}
+            return result, [
+                audit_event("sca.fraud.reported", "update", actor, ("sca_decision", decision_id), fields=result)
+            ]
+
+        return work
 
     # Challenges (Art. 4, 5) -----------------------------------------------------------------
 
-    def _create_challenge(
-        self, org_id: str, body: ChallengeIn, actor: Mapping[str, Any], instrument_id: str | None = None
-    ) -> tuple[ChallengeCreated, Events]:
+    def _create_challenge(self, org_id: str, body: ChallengeIn, actor: Mapping[str, Any]) -> Work:
         payees = body.payee_list()
         code = linking.new_code()
         challenge_id = new_id()
@@ -461,16 +486,17 @@ class ScaAdvisor:
         binding = linking.bind(
             key.secret, linking.binding_message(challenge_id, code, body.amount, body.currency, payees)
         )
-        now = utcnow()
-        with self.runtime.writes() as session, session.begin():
-            loaded = self._load_policy(session, org_id)
+
+        def work(conn: Connection) -> tuple[ChallengeCreated, Events]:
+            loaded = self._load_policy(conn, org_id)
             if body.decision_id is not None:
-                decision = session.get(ScaDecision, body.decision_id)
-                if decision is None or decision.org_id != org_id:
+                owner = conn.execute(select(DECISIONS.c.org_id).where(DECISIONS.c.id == body.decision_id)).scalar()
+                if owner != org_id:
                     raise NotFound(f"decision {body.decision_id}")
-            payer_key = self._counter_key(loaded, body.payer, instrument_id)
-            session.add(
-                ScaChallenge(
+            payer_key = self._counter_key(loaded, body.payer, body.instrument_id)
+            now = utcnow()
+            conn.execute(
+                insert(CHALLENGES).values(
                     id=challenge_id,
                     org_id=org_id,
                     payer_key=payer_key,
@@ -481,21 +507,24 @@ class ScaAdvisor:
                     status="pending",
                     created_at=now,
                     last_activity_at=now,
+                    completed_at=None,
                 )
             )
-        display = DISPLAY[body.locale].format(
-            amount=display_amount(body.amount), currency=body.currency, payees=", ".join(payees)
-        )
-        created = ChallengeCreated(
-            id=challenge_id, code=code, display=display, status="pending", expires_at=now + self._timeout()
-        )
-        return created, [self._challenge_event(org_id, challenge_id, payer_key, actor, "created", "create")]
+            display = DISPLAY[body.locale].format(
+                amount=display_amount(body.amount), currency=body.currency, payees=", ".join(payees)
+            )
+            created = ChallengeCreated(
+                id=challenge_id, code=code, display=display, status="pending", expires_at=now + self._timeout()
+            )
+            return created, [self._challenge_event(challenge_id, payer_key, actor, "created", "create")]
+
+        return work
 
     def _timeout(self) -> timedelta:
         return timedelta(seconds=self.ruleset.inactivity_timeout_seconds)
 
     def _challenge_event(
-        self, org_id: str, challenge_id: str, payer_key: str, actor: Mapping[str, Any], step: str, crud: str
+        self, challenge_id: str, payer_key: str, actor: Mapping[str, Any], step: str, crud: str
     ) -> dict[str, Any]:
         return audit_event(
             f"sca.challenge.{step}",
@@ -506,158 +535,206 @@ class ScaAdvisor:
             fields={**DPIA_SCA, "payer": payer_key},
         )
 
-    def _verify_challenge(
-        self, org_id: str, challenge_id: str, body: VerifyIn, actor: Mapping[str, Any]
-    ) -> tuple[ChallengeOut, Events]:
+    def _verify_challenge(self, org_id: str, challenge_id: str, body: VerifyIn, actor: Mapping[str, Any]) -> Work:
         limit = self.ruleset.max_failed_attempts
-        events: Events = []
-        with self.runtime.writes() as session, session.begin():
-            row = session.get(ScaChallenge, challenge_id, with_for_update=not self._sqlite)
+
+        def work(conn: Connection) -> tuple[ChallengeOut, Events]:
+            stmt = select(CHALLENGES).where(CHALLENGES.c.id == challenge_id)
+            row = conn.execute(stmt if self._sqlite else stmt.with_for_update()).first()
             if row is None or row.org_id != org_id:
                 raise NotFound(f"challenge {challenge_id}")
+            state = ChallengeState(row.id, row.status, row.failed_attempts, row.last_activity_at)
             now = utcnow()
-            if row.status == "pending" and now - row.last_activity_at > self._timeout():
-                row.status = "expired"
-                row.completed_at = now
-                events.append(self._challenge_event(org_id, row.id, row.payer_key, actor, "expired", "update"))
-            elif row.status == "pending":
+            step = ""
+            if state.status == "pending" and now - state.last_activity_at > self._timeout():
+                state.status, step = "expired", "expired"
+            elif state.status == "pending":
                 message = linking.binding_message(row.id, body.code, body.amount, body.currency, body.payee_list())
                 secret = self.runtime.keyring.hmac_key(row.hmac_kid).secret
                 if linking.matches(secret, message, row.binding):
-                    row.status = "verified"
-                    row.completed_at = now
-                    self._reset(session, org_id, row.payer_key, now)
-                    events.append(self._challenge_event(org_id, row.id, row.payer_key, actor, "verified", "update"))
+                    state.status, step = "verified", "verified"
+                    conn.execute(self._reset_stmt, {"org": org_id, "key": row.payer_key, "now": now})
                 else:
-                    row.failed_attempts += 1
-                    row.last_activity_at = now
+                    state.failed_attempts += 1
+                    state.last_activity_at = now
                     step = "failed"
-                    if row.failed_attempts >= limit:
-                        row.status = "blocked"
-                        row.completed_at = now
-                        step = "blocked"
-                    events.append(self._challenge_event(org_id, row.id, row.payer_key, actor, step, "update"))
-            out = challenge_out(row, limit, self._timeout(), failed_now=bool(events) and row.status != "verified")
-        return out, events
+                    if state.failed_attempts >= limit:
+                        state.status, step = "blocked", "blocked"
+            if not step:
+                return challenge_out(state, limit, self._timeout()), []
+            conn.execute(
+                update(CHALLENGES)
+                .where(CHALLENGES.c.id == challenge_id)
+                .values(
+                    status=state.status,
+                    failed_attempts=state.failed_attempts,
+                    last_activity_at=state.last_activity_at,
+                    completed_at=now if state.status != "pending" else None,
+                )
+            )
+            out = challenge_out(state, limit, self._timeout(), failed_now=step == "failed")
+            return out, [self._challenge_event(row.id, row.payer_key, actor, step, "update")]
+
+        return work
 
     def challenge(self, org_id: str, challenge_id: str) -> ChallengeOut:
-        with self.runtime.sessions() as session:
-            row = session.get(ScaChallenge, challenge_id)
-            if row is None or row.org_id != org_id:
-                raise NotFound(f"challenge {challenge_id}")
-        if row.status == "pending" and utcnow() - row.last_activity_at > self._timeout():
-            row.status = "expired"
-        return challenge_out(row, self.ruleset.max_failed_attempts, self._timeout())
+        with self.runtime.engine.connect() as conn:
+            row = conn.execute(select(CHALLENGES).where(CHALLENGES.c.id == challenge_id)).first()
+        if row is None or row.org_id != org_id:
+            raise NotFound(f"challenge {challenge_id}")
+        state = ChallengeState(row.id, row.status, row.failed_attempts, row.last_activity_at)
+        if state.status == "pending" and utcnow() - state.last_activity_at > self._timeout():
+            state.status = "expired"
+        return challenge_out(state, self.ruleset.max_failed_attempts, self._timeout())
 
     # Art. 21 report -------------------------------------------------------------------------
 
     def art21_report(self, org_id: str, quarter: str) -> Art21Report:
         """Quarterly figures per Art. 21: value, fraud and use of each exemption, remote and not."""
         start, end = quarter_bounds(quarter)
-        remote = case((ScaDecision.channel == rules.Channel.REMOTE.value, True), else_=False).label("remote")
+        remote = case((DECISIONS.c.channel == rules.Channel.REMOTE.value, True), else_=False).label("remote")
         stmt = (
             select(
                 remote,
-                ScaDecision.instrument,
-                ScaDecision.outcome,
-                ScaDecision.exemption,
+                DECISIONS.c.instrument,
+                DECISIONS.c.outcome,
+                DECISIONS.c.exemption,
                 func.count().label("n"),
-                func.coalesce(func.sum(ScaDecision.amount_micros), 0).label("value"),
-                func.coalesce(func.sum(ScaDecision.fraud_micros), 0).label("fraud"),
+                func.coalesce(func.sum(DECISIONS.c.amount_micros), 0).label("value"),
+                func.coalesce(func.sum(DECISIONS.c.fraud_micros), 0).label("fraud"),
             )
             .where(
-                ScaDecision.org_id == org_id,
-                ScaDecision.decided_at >= start,
-                ScaDecision.decided_at < end,
-                ScaDecision.operation == rules.Operation.PAYMENT.value,
+                DECISIONS.c.org_id == org_id,
+                DECISIONS.c.decided_at >= start,
+                DECISIONS.c.decided_at < end,
+                DECISIONS.c.operation == rules.Operation.PAYMENT.value,
             )
-            .group_by(remote, ScaDecision.instrument, ScaDecision.outcome, ScaDecision.exemption)
+            .group_by(remote, DECISIONS.c.instrument, DECISIONS.c.outcome, DECISIONS.c.exemption)
         )
-        with self.runtime.sessions() as session:
-            rows = session.execute(stmt).all()
+        with self.runtime.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
         return build_report(quarter, start, end, self.ruleset.id, rows)
 
-    # Async wrappers for the API --------------------------------------------------------------
+    # Running the work: in-process (sync) and for the API (async) -----------------------------
 
-    async def _audit_async(self, org_id: str, events: Events) -> None:
-        if events:
-            await self.ledger.append_async(org_id, [self.ledger.prepare(e) for e in events])
+    def _sealing(self, work: Work) -> LedgerWork:
+        def run(conn: Connection) -> tuple[Any, list[PreparedEvent]]:
+            result, events = work(conn)
+            return result, [self.ledger.prepare(event) for event in events]
 
-    def _audit(self, org_id: str, events: Events) -> None:
-        if events:
-            self.ledger.append_prepared(org_id, [self.ledger.prepare(e) for e in events])
+        return run
 
-    async def _run(self, org_id: str, work: Callable[[], tuple[T, Events]]) -> T:
-        result, events = await run_in_threadpool(work)
-        await self._audit_async(org_id, events)
-        return result
+    def _run_sync(self, org_id: str, work: Work) -> Any:
+        return self.ledger.transact(org_id, self._sealing(work))[0]
 
-    def _run_sync(self, org_id: str, work: Callable[[], tuple[T, Events]]) -> T:
-        result, events = work()
-        self._audit(org_id, events)
-        return result
+    async def _run(self, org_id: str, work: Work) -> Any:
+        return (await self.ledger.transact_async(org_id, self._sealing(work)))[0]
 
     def decide(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> DecisionOut:
-        return self._run_sync(org_id, lambda: self._decide(org_id, body, actor))
+        if not body.record:
+            return self._simulate(org_id, body)
+        out: DecisionOut = self._run_sync(org_id, self._decide(org_id, body, actor))
+        return out
 
     async def decide_async(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> DecisionOut:
-        return await self._run(org_id, lambda: self._decide(org_id, body, actor))
+        if not body.record:
+            return await run_in_threadpool(self._simulate, org_id, body)
+        out: DecisionOut = await self._run(org_id, self._decide(org_id, body, actor))
+        return out
 
     def set_policy(self, org_id: str, body: PolicyIn, actor: Mapping[str, Any]) -> PolicyOut:
-        return self._run_sync(org_id, lambda: self._set_policy(org_id, body, actor))
+        self._run_sync(org_id, self._set_policy(org_id, body, actor))
+        return self.get_policy(org_id)
 
     async def set_policy_async(self, org_id: str, body: PolicyIn, actor: Mapping[str, Any]) -> PolicyOut:
-        return await self._run(org_id, lambda: self._set_policy(org_id, body, actor))
+        await self._run(org_id, self._set_policy(org_id, body, actor))
+        return await run_in_threadpool(self.get_policy, org_id)
 
     def record_quarter(
         self, org_id: str, quarter: str, instrument: rules.Instrument, body: FraudQuarterIn, actor: Mapping[str, Any]
     ) -> FraudQuartersOut:
-        return self._run_sync(org_id, lambda: self._record_quarter(org_id, quarter, instrument, body, actor))
+        self._run_sync(org_id, self._record_quarter(org_id, quarter, instrument, body, actor))
+        return self.fraud_quarters(org_id)
 
     async def record_quarter_async(
         self, org_id: str, quarter: str, instrument: rules.Instrument, body: FraudQuarterIn, actor: Mapping[str, Any]
     ) -> FraudQuartersOut:
-        return await self._run(org_id, lambda: self._record_quarter(org_id, quarter, instrument, body, actor))
+        await self._run(org_id, self._record_quarter(org_id, quarter, instrument, body, actor))
+        return await run_in_threadpool(self.fraud_quarters, org_id)
 
     def sca_performed(
         self, org_id: str, payer: str, instrument_id: str | None, actor: Mapping[str, Any]
     ) -> CountersOut:
-        return self._run_sync(org_id, lambda: self._sca_performed(org_id, payer, instrument_id, actor))
+        self._run_sync(org_id, self._sca_performed(org_id, payer, instrument_id, actor))
+        return self.counters(org_id, payer, instrument_id)
 
     async def sca_performed_async(
         self, org_id: str, payer: str, instrument_id: str | None, actor: Mapping[str, Any]
     ) -> CountersOut:
-        return await self._run(org_id, lambda: self._sca_performed(org_id, payer, instrument_id, actor))
+        await self._run(org_id, self._sca_performed(org_id, payer, instrument_id, actor))
+        return await run_in_threadpool(self.counters, org_id, payer, instrument_id)
 
     def report_fraud(
         self, org_id: str, decision_id: str, body: FraudReportIn, actor: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return self._run_sync(org_id, lambda: self._report_fraud(org_id, decision_id, body, actor))
+        result: dict[str, Any] = self._run_sync(org_id, self._report_fraud(org_id, decision_id, body, actor))
+        return result
 
     async def report_fraud_async(
         self, org_id: str, decision_id: str, body: FraudReportIn, actor: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return await self._run(org_id, lambda: self._report_fraud(org_id, decision_id, body, actor))
+        result: dict[str, Any] = await self._run(org_id, self._report_fraud(org_id, decision_id, body, actor))
+        return result
 
-    def create_challenge(
-        self, org_id: str, body: ChallengeIn, actor: Mapping[str, Any], instrument_id: str | None = None
-    ) -> ChallengeCreated:
-        return self._run_sync(org_id, lambda: self._create_challenge(org_id, body, actor, instrument_id))
+    def create_challenge(self, org_id: str, body: ChallengeIn, actor: Mapping[str, Any]) -> ChallengeCreated:
+        created: ChallengeCreated = self._run_sync(org_id, self._create_challenge(org_id, body, actor))
+        return created
 
     async def create_challenge_async(
-        self, org_id: str, body: ChallengeIn, actor: Mapping[str, Any], instrument_id: str | None = None
+        self, org_id: str, body: ChallengeIn, actor: Mapping[str, Any]
     ) -> ChallengeCreated:
-        return await self._run(org_id, lambda: self._create_challenge(org_id, body, actor, instrument_id))
+        created: ChallengeCreated = await self._run(org_id, self._create_challenge(org_id, body, actor))
+        return created
 
     def verify_challenge(
         self, org_id: str, challenge_id: str, body: VerifyIn, actor: Mapping[str, Any]
     ) -> ChallengeOut:
-        return self._run_sync(org_id, lambda: self._verify_challenge(org_id, challenge_id, body, actor))
+        out: ChallengeOut = self._run_sync(org_id, self._verify_challenge(org_id, challenge_id, body, actor))
+        return out
 
     async def verify_challenge_async(
         self, org_id: str, challenge_id: str, body: VerifyIn, actor: Mapping[str, Any]
     ) -> ChallengeOut:
-        return await self._run(org_id, lambda: self._verify_challenge(org_id, challenge_id, body, actor))
+        out: ChallengeOut = await self._run(org_id, self._verify_challenge(org_id, challenge_id, body, actor))
+        return out
+
+
+@dataclass
+class ChallengeState:
+    id: str
+    status: str
+    failed_attempts: int
+    last_activity_at: datetime
+
+
+POLICY_VERSION = select(POLICIES.c.version, POLICIES.c.document, POLICIES.c.updated_at).where(
+    POLICIES.c.org_id == bindparam("org")
+)
+SELECT_COUNTERS = select(
+    COUNTERS,
+    select(POLICIES.c.version).where(POLICIES.c.org_id == bindparam("org")).scalar_subquery().label("policy_version"),
+).where(COUNTERS.c.org_id == bindparam("org"), COUNTERS.c.payer_key == bindparam("key"))
+SELECT_COUNTERS_FOR_UPDATE = SELECT_COUNTERS.with_for_update(of=COUNTERS)
+INSERT_DECISION = insert(DECISIONS).values({column.name: bindparam(f"d_{column.name}") for column in DECISIONS.c})
+
+
+def counters_of(row: Row[Any]) -> rules.Counters:
+    return rules.Counters(
+        row.contactless_count,
+        from_micros(row.contactless_micros),
+        row.remote_count,
+        from_micros(row.remote_micros),
+    )
 
 
 def decision_out(decision: rules.Decision, decision_id: str | None) -> DecisionOut:
@@ -687,7 +764,7 @@ def exemption_out(exemption: rules.Exemption) -> ExemptionOut:
     )
 
 
-def challenge_out(row: ScaChallenge, limit: int, timeout: timedelta, *, failed_now: bool = False) -> ChallengeOut:
+def challenge_out(row: ChallengeState, limit: int, timeout: timedelta, *, failed_now: bool = False) -> ChallengeOut:
     status = row.status
     if status == "pending" and failed_now:
         status = "failed"
