@@ -1,0 +1,74 @@
+"""Ledger.transact: another capability's writes and their audit events commit together or not at all."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, func, insert, select
+
+from gardien.audit.models import EVENTS
+from gardien.audit.sealing import PreparedEvent
+from gardien.audit.service import Ledger
+from gardien.core.clock import utcnow
+from gardien.core.errors import NotFound
+from gardien.core.runtime import Runtime
+from gardien.psd2.models import POLICIES
+
+
+def policy_rows(runtime: Runtime, org: str) -> int:
+    with runtime.engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(POLICIES).where(POLICIES.c.org_id == org)).scalar_one()
+        )
+
+
+def events(runtime: Runtime, org: str) -> list[str]:
+    with runtime.engine.connect() as conn:
+        return list(
+            conn.execute(select(EVENTS.c.action).where(EVENTS.c.org_id == org).order_by(EVENTS.c.seq)).scalars()
+        )
+
+
+def writing(ledger: Ledger, org: str, action: str, *, fail: bool = False) -> Any:
+    def work(conn: Connection) -> tuple[str, list[PreparedEvent]]:
+        conn.execute(insert(POLICIES).values(org_id=org, version=1, document="{}", updated_at=utcnow()))
+        if fail:
+            raise NotFound("something the work needed")
+        event = {"module": "test", "action": action, "crud": "create", "actor": {"type": "test", "id": "t"}}
+        return action, [ledger.prepare(event)]
+
+    return work
+
+
+def test_a_failing_work_leaves_neither_its_rows_nor_its_events(ledger: Ledger, runtime: Runtime, org: str) -> None:
+    with pytest.raises(NotFound):
+        ledger.transact(org, writing(ledger, org, "policy.create", fail=True))
+    assert policy_rows(runtime, org) == 0
+    assert events(runtime, org) == []
+    result, sealed = ledger.transact(org, writing(ledger, org, "policy.create"))
+    assert result == "policy.create" and len(sealed) == 1
+    assert policy_rows(runtime, org) == 1
+    assert events(runtime, org) == ["policy.create"]
+
+
+def test_of_concurrent_works_only_the_failing_one_fails(runtime: Runtime, org: str) -> None:
+    ledger = Ledger(runtime)
+    ledger.start()
+    try:
+
+        async def submit_together() -> list[Any]:
+            good = ledger.transact_async(org, writing(ledger, org, "policy.create"))
+            bad = ledger.transact_async(org, writing(ledger, org, "policy.create.twice"))
+            return await asyncio.gather(good, bad, return_exceptions=True)
+
+        first, second = asyncio.run(submit_together())
+    finally:
+        ledger.stop()
+    # The second work inserts the same primary key: it alone fails, as a 503 problem, and the first
+    # is committed with its event.
+    assert first[0] == "policy.create"
+    assert getattr(second, "status", None) == 503
+    assert policy_rows(runtime, org) == 1
+    assert events(runtime, org) == ["policy.create"]
