@@ -5,8 +5,9 @@ call (counters since the last SCA, fraud rates, Art. 20 suspensions), records wh
 the Art. 21 report, and keeps challenges with dynamic linking. Every decision that triggers SCA and
 every challenge step is an audit event tagged `SCA_TRIGGERED` for the DPIA log.
 
-Each method comes twice: a plain one for in-process callers, and an `_async` one for the API that
-runs the database work in a thread and awaits the ledger's group commit.
+Each write is a piece of work run inside the ledger's transaction (`Ledger.transact`), so a change
+and its audit events commit together. Each write method comes twice: a plain one for in-process
+callers, and an `_async` one for the API that awaits the ledger's group commit.
 """
 
 from __future__ import annotations
@@ -118,9 +119,14 @@ class ScaAdvisor:
         self._policies: dict[str, LoadedPolicy] = {}
         self._pseudonym_key: HmacKey | None = None
         self._sqlite = is_sqlite(runtime.engine)
-        self._count_stmts = {
-            rules.Channel.REMOTE: self._upsert_count("remote_count", "remote_micros"),
-            rules.Channel.CONTACTLESS_POS: self._upsert_count("contactless_count", "contactless_micros"),
+        # Per counted channel: the counter upsert alone, and (PostgreSQL) the same with the decision's
+        # insert riding along as a CTE, so that recording an exempt payment is one round trip.
+        self._counting = {
+            channel: (upsert, upsert.add_cte(INSERT_DECISION.cte("decision")))
+            for channel, upsert in (
+                (rules.Channel.REMOTE, self._upsert_count("remote_count", "remote_micros")),
+                (rules.Channel.CONTACTLESS_POS, self._upsert_count("contactless_count", "contactless_micros")),
+            )
         }
         reset: dict[str, Any] = {
             name: 0 for name in ("contactless_count", "contactless_micros", "remote_count", "remote_micros")
@@ -328,20 +334,16 @@ class ScaAdvisor:
                 "d_fraud_micros": None,
                 "d_fraud_reported_at": None,
             }
-            counted = self._count_stmts.get(payment.channel) if payment is not None else None
-            if (
-                stored is not None
-                and counted is not None
-                and amount is not None
-                and out.outcome is rules.Outcome.EXEMPT
-            ):
+            counting = self._counting.get(payment.channel) if payment is not None else None
+            if counting and stored is not None and amount is not None and out.outcome is rules.Outcome.EXEMPT:
                 # Art. 11 and 16 count every payment made without SCA since the last SCA.
+                upsert, upsert_with_decision = counting
                 row.update(org=org_id, key=key, micros=to_micros(amount), now=now)
                 if self._sqlite:
                     conn.execute(INSERT_DECISION, row)
-                    conn.execute(counted, row)
+                    conn.execute(upsert, row)
                 else:
-                    conn.execute(counted.add_cte(INSERT_DECISION.cte("decision")), row)
+                    conn.execute(upsert_with_decision, row)
             else:
                 conn.execute(INSERT_DECISION, row)
             if not out.sca_required:
@@ -380,8 +382,7 @@ class ScaAdvisor:
         if cached is not None and body.counters is None:
             key = self._key_of(cached, body)
             if key is not None:
-                stmt = SELECT_COUNTERS_FOR_UPDATE if not self._sqlite else SELECT_COUNTERS
-                row = conn.execute(stmt, {"org": org_id, "key": key}).first()
+                row = self._counter_row(conn, org_id, key, lock=True)
                 if row is not None and row.policy_version == cached.version:
                     return cached, key, counters_of(row)
         loaded = self._load_policy(conn, org_id)
@@ -412,9 +413,13 @@ class ScaAdvisor:
             raise InvalidInput(str(exc)) from None
         return decision_out(decision, decision_id)
 
-    def _counters(self, conn: Connection, org_id: str, key: str, *, lock: bool = False) -> rules.Counters:
+    def _counter_row(self, conn: Connection, org_id: str, key: str, *, lock: bool) -> Row[Any] | None:
+        """The payer's counters row with the policy's version; locked on PostgreSQL when asked."""
         stmt = SELECT_COUNTERS_FOR_UPDATE if lock and not self._sqlite else SELECT_COUNTERS
-        row = conn.execute(stmt, {"org": org_id, "key": key}).first()
+        return conn.execute(stmt, {"org": org_id, "key": key}).first()
+
+    def _counters(self, conn: Connection, org_id: str, key: str, *, lock: bool = False) -> rules.Counters:
+        row = self._counter_row(conn, org_id, key, lock=lock)
         return rules.NO_COUNTERS if row is None else counters_of(row)
 
     def counters(self, org_id: str, payer: str, instrument_id: str | None = None) -> CountersOut:
@@ -523,6 +528,10 @@ class ScaAdvisor:
     def _timeout(self) -> timedelta:
         return timedelta(seconds=self.ruleset.inactivity_timeout_seconds)
 
+    def _expired(self, state: ChallengeState, now: datetime) -> bool:
+        """Pending, but idle longer than Art. 4(3)(d) allows."""
+        return state.status == "pending" and now - state.last_activity_at > self._timeout()
+
     def _challenge_event(
         self, challenge_id: str, payer_key: str, actor: Mapping[str, Any], step: str, crud: str
     ) -> dict[str, Any]:
@@ -546,7 +555,7 @@ class ScaAdvisor:
             state = ChallengeState(row.id, row.status, row.failed_attempts, row.last_activity_at)
             now = utcnow()
             step = ""
-            if state.status == "pending" and now - state.last_activity_at > self._timeout():
+            if self._expired(state, now):
                 state.status, step = "expired", "expired"
             elif state.status == "pending":
                 message = linking.binding_message(row.id, body.code, body.amount, body.currency, body.payee_list())
@@ -583,7 +592,7 @@ class ScaAdvisor:
         if row is None or row.org_id != org_id:
             raise NotFound(f"challenge {challenge_id}")
         state = ChallengeState(row.id, row.status, row.failed_attempts, row.last_activity_at)
-        if state.status == "pending" and utcnow() - state.last_activity_at > self._timeout():
+        if self._expired(state, utcnow()):
             state.status = "expired"
         return challenge_out(state, self.ruleset.max_failed_attempts, self._timeout())
 
