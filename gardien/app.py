@@ -15,6 +15,9 @@ from gardien import __version__
 from gardien.audit.api import router as audit_router
 from gardien.audit.fastpath import FastIngest
 from gardien.audit.service import Ledger
+from gardien.consent.api import router as consent_router
+from gardien.consent.banner import router as banner_router
+from gardien.consent.service import ConsentService
 from gardien.core.api import router as core_router
 from gardien.core.errors import PROBLEM_BASE, PROBLEM_JSON, install_error_handlers
 from gardien.core.runtime import Runtime
@@ -116,10 +119,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     app.state.ledger = ledger
     app.state.sca = ScaAdvisor(runtime, ledger)
+    app.state.consent = ConsentService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
     app.include_router(psd2_router)
+    app.include_router(consent_router)
+    app.include_router(banner_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:
