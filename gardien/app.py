@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,15 +13,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gardien import __version__
 from gardien.audit.api import router as audit_router
-from gardien.audit.fastpath import FastIngest
+from gardien.audit.fastpath import ingest_route
 from gardien.audit.service import Ledger
 from gardien.consent.api import router as consent_router
 from gardien.consent.banner import router as banner_router
 from gardien.consent.service import ConsentService
 from gardien.core.api import router as core_router
 from gardien.core.errors import PROBLEM_BASE, PROBLEM_JSON, install_error_handlers
+from gardien.core.fastlane import FastLane
 from gardien.core.runtime import Runtime
 from gardien.core.settings import Settings
+from gardien.psd2.api import decide_route
 from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
 
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = FastAPIOffline(title="Gardien", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.ledger = ledger
-    app.state.sca = ScaAdvisor(runtime, ledger)
+    sca = app.state.sca = ScaAdvisor(runtime, ledger)
     app.state.consent = ConsentService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
@@ -133,8 +135,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             conn.exec_driver_sql("SELECT 1")
         return {"status": "ok", "version": __version__}
 
-    # Added first, so it runs inside the body-size limit.
-    app.state.ingest_counters = {"served": 0, "replayed": 0}
-    app.add_middleware(FastIngest, ledger=ledger, counters=app.state.ingest_counters)
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
+    fast_routes = [ingest_route(ledger), decide_route(sca)]
+    app.state.fast_routes = {route.path: route for route in fast_routes}
+    _put_in_front(app, lambda stack: FastLane(stack, runtime, fast_routes, runtime.settings.max_body_bytes))
     return app
+
+
+def _put_in_front(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+    """Wrap the application's whole middleware stack, error and telemetry middlewares included.
+
+    The fast lane goes there, so that the hot endpoints' success path skips that stack; what the
+    lane does not serve it hands to the stack, which renders errors as usual.
+    """
+    build = app.build_middleware_stack
+
+    def build_with_front() -> ASGIApp:
+        return wrap(build())
+
+    app.build_middleware_stack = build_with_front  # type: ignore[method-assign]

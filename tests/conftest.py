@@ -7,21 +7,26 @@ is skipped, except under CI=true, where that is a failure.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from gardien.app import create_app
 from gardien.audit.schemas import VerifyReport
+from gardien.audit.sealing import PreparedEvent
 from gardien.audit.service import Ledger
 from gardien.audit.signing import trusted_verifiers
 from gardien.audit.verify import verify_org
@@ -179,3 +184,29 @@ def verify_directly(runtime: Runtime, org: str, *, workers: int, chunk: int) -> 
             chunk=chunk,
             keyring_complete=True,
         )
+
+
+@asynccontextmanager
+async def one_writer_group(ledger: Ledger, org: str) -> AsyncIterator[list[Awaitable[Any]]]:
+    """Collects the ledger writes submitted in the block into one writer group.
+
+    A first work holds the (started) writer busy; the awaitables put in the yielded list are
+    submitted meanwhile, queue up behind it, and are released together at the end of the block.
+    """
+    gate = threading.Event()
+
+    def hold(conn: Connection) -> tuple[None, list[PreparedEvent]]:
+        gate.wait(10)
+        return None, []
+
+    held = asyncio.ensure_future(ledger.transact_async(org, hold))
+    await asyncio.sleep(0.2)
+    submitted: list[Awaitable[Any]] = []
+    try:
+        yield submitted
+        waiting = asyncio.gather(*submitted, return_exceptions=True)
+        await asyncio.sleep(0.2)
+    finally:
+        gate.set()
+        await held
+    submitted[:] = await waiting

@@ -352,12 +352,14 @@ def test_a_batch_of_the_maximum_size_is_accepted_and_one_more_is_a_413(
     assert ledger_size(runtime, org) == maximum
 
 
+# The batch route, and the routes the fast lane serves (which hand an oversized body over unread).
+@pytest.mark.parametrize("url", [BATCH_URL, EVENTS_URL, "/api/v1/sca/decide"])
 def test_a_body_over_the_limit_is_a_413_whether_declared_or_chunked(
-    client: TestClient, tokens: dict[Role, str], runtime: Runtime, org: str
+    client: TestClient, tokens: dict[Role, str], runtime: Runtime, org: str, url: str
 ) -> None:
     limit = runtime.settings.max_body_bytes
     headers = {**auth(tokens[Role.SERVICE]), "content-type": "application/json"}
-    declared = client.post(BATCH_URL, content=b" " * (limit + 1), headers=headers)
+    declared = client.post(url, content=b" " * (limit + 1), headers=headers)
     assert assert_problem(declared, 413)["type"].endswith("/too-large")
 
     def chunks() -> Iterator[bytes]:
@@ -365,7 +367,7 @@ def test_a_body_over_the_limit_is_a_413_whether_declared_or_chunked(
             yield b" " * (limit // 8)
         yield b" "
 
-    chunked = client.post(BATCH_URL, content=chunks(), headers=headers)
+    chunked = client.post(url, content=chunks(), headers=headers)
     assert assert_problem(chunked, 413)["type"].endswith("/too-large")
     assert ledger_size(runtime, org) == 0
 
@@ -382,9 +384,10 @@ def test_a_chunked_body_over_the_limit_is_a_413_on_a_real_server(
         yield b" "
 
     with httpx.Client(base_url=live_server, timeout=30) as http:
-        response = http.post(BATCH_URL, content=chunks(), headers=headers)
-        assert response.request.headers.get("transfer-encoding") == "chunked"
-        assert_problem(response, 413)
+        for url in (BATCH_URL, EVENTS_URL):
+            response = http.post(url, content=chunks(), headers=headers)
+            assert response.request.headers.get("transfer-encoding") == "chunked"
+            assert_problem(response, 413)
         ok = http.post(EVENTS_URL, content=iter([orjson.dumps(sample_event())]), headers=headers)
         assert ok.status_code == 201, ok.text
     assert ledger_size(runtime, org) == 1

@@ -19,7 +19,7 @@ URL = "/api/v1/audit/events"
 def test_valid_events_take_the_fast_lane_and_match_the_regular_route(
     client: TestClient, tokens: dict[Role, str]
 ) -> None:
-    counters = client.app.state.ingest_counters  # type: ignore[attr-defined]
+    counters = client.app.state.fast_routes[URL].counters  # type: ignore[attr-defined]
     before = dict(counters)
     fast = client.post(URL, json=sample_event(), headers=auth(tokens[Role.SERVICE]))
     assert fast.status_code == 201, fast.text
@@ -35,7 +35,7 @@ def test_valid_events_take_the_fast_lane_and_match_the_regular_route(
 
 
 def test_everything_else_is_replayed_to_the_regular_route(client: TestClient, tokens: dict[Role, str]) -> None:
-    counters = client.app.state.ingest_counters  # type: ignore[attr-defined]
+    counters = client.app.state.fast_routes[URL].counters  # type: ignore[attr-defined]
     before = dict(counters)
     invalid = client.post(URL, json=sample_event(crud="erase"), headers=auth(tokens[Role.SERVICE]))
     assert invalid.status_code == 422

@@ -11,10 +11,12 @@ from sqlalchemy import Connection, func, insert, select
 from gardien.audit.models import EVENTS
 from gardien.audit.sealing import PreparedEvent
 from gardien.audit.service import Ledger
+from gardien.audit.writer import BatchWork
 from gardien.core.clock import utcnow
 from gardien.core.errors import NotFound
 from gardien.core.runtime import Runtime
 from gardien.psd2.models import POLICIES
+from tests.conftest import one_writer_group
 
 
 def policy_rows(runtime: Runtime, org: str) -> int:
@@ -31,13 +33,16 @@ def events(runtime: Runtime, org: str) -> list[str]:
         )
 
 
+def an_event(action: str) -> dict[str, Any]:
+    return {"module": "test", "action": action, "crud": "create", "actor": {"type": "test", "id": "t"}}
+
+
 def writing(ledger: Ledger, org: str, action: str, *, fail: bool = False) -> Any:
     def work(conn: Connection) -> tuple[str, list[PreparedEvent]]:
         conn.execute(insert(POLICIES).values(org_id=org, version=1, document="{}", updated_at=utcnow()))
         if fail:
             raise NotFound("something the work needed")
-        event = {"module": "test", "action": action, "crud": "create", "actor": {"type": "test", "id": "t"}}
-        return action, [ledger.prepare(event)]
+        return action, [ledger.prepare(an_event(action))]
 
     return work
 
@@ -72,3 +77,31 @@ def test_of_concurrent_works_only_the_failing_one_fails(runtime: Runtime, org: s
     assert getattr(second, "status", None) == 503
     assert policy_rows(runtime, org) == 1
     assert events(runtime, org) == ["policy.create"]
+
+
+def test_batched_works_run_as_one_group_in_order_and_a_failing_item_fails_alone(runtime: Runtime, org: str) -> None:
+    ledger = Ledger(runtime)
+    calls: list[list[str]] = []
+
+    def runner(conn: Connection, items: list[str]) -> list[tuple[str, list[PreparedEvent]]]:
+        calls.append(list(items))
+        if "bad" in items:
+            raise NotFound("what the bad item needed")
+        return [(f"done {item}", [ledger.prepare(an_event(f"batch.{item}"))]) for item in items]
+
+    ledger.start()
+    try:
+
+        async def submit() -> list[Any]:
+            async with one_writer_group(ledger, org) as group:
+                group.extend(ledger.transact_async(org, BatchWork(runner, item)) for item in ("a", "b", "bad", "c"))
+            return group
+
+        outcomes = asyncio.run(submit())
+    finally:
+        ledger.stop()
+    # One call for the whole group, in arrival order; it failed, so each item ran again alone.
+    assert calls == [["a", "b", "bad", "c"], ["a"], ["b"], ["bad"], ["c"]]
+    assert [o[0] for o in outcomes if isinstance(o, tuple)] == ["done a", "done b", "done c"]
+    assert isinstance(outcomes[2], NotFound)
+    assert events(runtime, org) == ["batch.a", "batch.b", "batch.c"]

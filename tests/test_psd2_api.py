@@ -7,6 +7,7 @@ two quarters above the reference rate to suspend TRA (Art. 20).
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 from typing import Any
@@ -16,10 +17,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from gardien.audit.models import EVENTS
+from gardien.audit.service import Ledger
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from gardien.psd2.models import ScaChallenge, ScaCounter, ScaDecision
-from tests.conftest import auth, make_key
+from gardien.psd2.schemas import DecideIn, DecisionOut, PolicyIn
+from gardien.psd2.service import ScaAdvisor
+from tests.conftest import auth, make_key, one_writer_group
 
 
 def payment(amount: str = "20", payer: str = "alice", **overrides: Any) -> dict[str, Any]:
@@ -370,3 +374,46 @@ def test_concurrent_decisions_for_one_payer_never_exceed_the_count(sca: Sca, run
     with runtime.sessions() as session:
         rows = session.scalars(select(ScaCounter).where(ScaCounter.org_id == org)).all()
     assert [row.remote_count for row in rows] == [5]
+
+
+def test_decisions_take_the_fast_lane_and_everything_else_the_regular_route(sca: Sca, tokens: dict[Role, str]) -> None:
+    url = "/api/v1/sca/decide"
+    counters = sca.client.app.state.fast_routes[url].counters  # type: ignore[attr-defined]
+    before = dict(counters)
+    served = sca.pay("20")
+    assert served["recommended"]["article"] == "16"
+    assert counters["served"] == before["served"] + 1
+    invalid = sca.client.post(url, json={"payment": payment("0")}, headers=sca.service)
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["field"].startswith("payment.amount")
+    assert sca.client.post(url, json={"payment": payment()}, headers=auth(tokens[Role.AUDITOR])).status_code == 403
+    assert sca.client.post(url, json={"payment": payment()}).status_code == 401
+    assert counters["replayed"] == before["replayed"] + 3
+    assert counters["served"] == before["served"] + 1
+
+
+def test_a_payers_sixth_payment_in_the_same_writer_group_as_the_first_five_needs_sca(
+    runtime: Runtime, org: str
+) -> None:
+    """The writer decides a whole group at once; within it, each payment still sees the ones before."""
+    ledger = Ledger(runtime)
+    advisor = ScaAdvisor(runtime, ledger)
+    actor = {"type": "service", "id": "test"}
+    advisor.set_policy(org, PolicyIn.model_validate({"counter_mode": "count"}), actor)
+    ledger.start()
+    try:
+
+        async def seven_payments() -> list[DecisionOut]:
+            body = DecideIn.model_validate({"payment": payment("1", payer="grouped")})
+            async with one_writer_group(ledger, org) as group:
+                group.extend(advisor.decide_async(org, body, actor) for _ in range(7))
+            return group
+
+        outcomes = asyncio.run(seven_payments())
+    finally:
+        ledger.stop()
+    assert [o.outcome.value for o in outcomes] == ["exempt"] * 5 + ["sca_required"] * 2
+    with runtime.sessions() as session:
+        decided_at = session.scalars(select(ScaDecision.decided_at).where(ScaDecision.org_id == org)).all()
+        counters = session.scalars(select(ScaCounter).where(ScaCounter.org_id == org)).one()
+    assert len(set(decided_at)) == 1, "the seven decisions were not decided in one group"
+    assert (counters.remote_count, counters.remote_micros) == (5, 5_000_000)

@@ -181,8 +181,6 @@ class Ledger:
 
     async def append_async(self, org_id: str, prepared: list[PreparedEvent]) -> list[Sealed]:
         """Group-committed append; returns once the events are durable."""
-        # Seal with the keys in force now: `gardien keys rotate` may have run in another process.
-        self.runtime.keyring.reload_if_changed()
         return await self.writer.submit_async(org_id, prepared)
 
     def transact(self, org_id: str, work: Work) -> tuple[Any, list[Sealed]]:
@@ -192,17 +190,16 @@ class Ledger:
         `work` writes its own tables through the connection and returns (result, prepared events).
         Group-committed with the ledger's other writes when the writer runs.
         """
-        self.runtime.keyring.reload_if_changed()
         if self.writer.running:
             outcome: tuple[Any, list[Sealed]] = self.writer.submit_work(org_id, work).result(timeout=60)
             return outcome
+        self.runtime.keyring.reload_if_changed()
         with write_transaction(self.runtime.engine) as conn:
             result, events = work(conn)
             return result, self.sealer.seal(conn, org_id, events, utcnow()) if events else []
 
     async def transact_async(self, org_id: str, work: Work) -> tuple[Any, list[Sealed]]:
         """transact() for the event loop; needs the writer running (the server starts it)."""
-        self.runtime.keyring.reload_if_changed()
         return await self.writer.submit_work_async(org_id, work)
 
     def record(self, org_id: str, event: Mapping[str, Any]) -> Sealed:
@@ -211,7 +208,6 @@ class Ledger:
         fields.setdefault("actor", SYSTEM_ACTOR)
         prepared = [self.prepare(fields)]
         if self.writer.running:
-            self.runtime.keyring.reload_if_changed()
             return self.writer.submit(org_id, prepared).result(timeout=60)[0]
         return self.append_prepared(org_id, prepared)[0]
 

@@ -33,6 +33,25 @@ log = logging.getLogger(__name__)
 # the connection and returns its result and the events that record the change, sealed in the same
 # commit. The change and its audit trail are durable together or not at all.
 Work = Callable[[Connection], tuple[Any, list[PreparedEvent]]]
+# Many requests' work done as one: one (result, events) per item, in the items' order.
+BatchRunner = Callable[[Connection, list[Any]], list[tuple[Any, list[PreparedEvent]]]]
+
+
+@dataclass(frozen=True)
+class BatchWork:
+    """Work that the writer may run together with its neighbours of the same runner.
+
+    Consecutive jobs whose work is a BatchWork with the same runner are handed to it in one call,
+    so that a capability reads and writes the rows of a whole group in a few statements instead of
+    a few per request. The runner must give each item what it would have got alone, in order: a
+    later item sees what an earlier one changed. Alone (one item), it is ordinary work.
+    """
+
+    runner: BatchRunner
+    item: Any
+
+    def __call__(self, conn: Connection) -> tuple[Any, list[PreparedEvent]]:
+        return self.runner(conn, [self.item])[0]
 
 
 @dataclass
@@ -193,6 +212,9 @@ class LedgerWriter:
                 log.warning("an event loop closed before its appends were acknowledged")
 
     def _seal_group(self, jobs: list[_Job]) -> list[Any]:
+        # Once per group, on this thread rather than per request on the event loop: seal with the
+        # keys in force now, since `gardien keys rotate` may have run in another process.
+        self.sealer.keyring.reload_if_changed()
         now = utcnow()
         by_org: dict[str, list[_Job]] = {}
         for job in jobs:
@@ -200,9 +222,14 @@ class LedgerWriter:
         sealed_by_job: dict[int, list[Sealed]] = {}
         with write_transaction(self.engine) as conn:
             # Works run first, in arrival order, so that later ones see what earlier ones wrote.
-            for job in jobs:
-                if job.work is not None:
-                    job.result, job.produced = job.work(conn)
+            for run in _runs_of_work(jobs):
+                work = run[0].work
+                if isinstance(work, BatchWork) and len(run) > 1:
+                    items = [job.work.item for job in run if isinstance(job.work, BatchWork)]
+                    for job, (result, produced) in zip(run, work.runner(conn, items), strict=True):
+                        job.result, job.produced = result, produced
+                elif work is not None:
+                    run[0].result, run[0].produced = work(conn)
             for org_id, org_jobs in by_org.items():
                 events = [e for j in org_jobs for e in (j.produced if j.work is not None else j.events)]
                 sealed = self.sealer.seal(conn, org_id, events, now) if events else []
@@ -225,3 +252,17 @@ class LedgerWriter:
                     self.sealer.checkpoint(conn, org_id, utcnow())
         except Exception:
             log.exception("checkpoint sweep failed; will retry")
+
+
+def _runs_of_work(jobs: list[_Job]) -> list[list[_Job]]:
+    """The jobs with work, in order, cut into runs: consecutive BatchWorks of one runner, or one job."""
+    runs: list[list[_Job]] = []
+    for job in jobs:
+        if job.work is None:
+            continue
+        last = runs[-1][0].work if runs else None
+        if isinstance(job.work, BatchWork) and isinstance(last, BatchWork) and last.runner == job.work.runner:
+            runs[-1].append(job)
+        else:
+            runs.append([job])
+    return runs

@@ -6,8 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
+from pydantic import ValidationError
 
 from gardien.core.auth import require
+from gardien.core.fastlane import Answer, FastRoute
 from gardien.core.roles import Role
 from gardien.core.schemas import NO_NUL
 from gardien.core.service import Principal
@@ -58,6 +60,20 @@ async def decide(body: DecideIn, request: Request, principal: Principal = _requi
     decision = await advisor_of(request).decide_async(principal.org_id, body, principal.as_actor())
     # Serialised once here: the response model would validate the answer a second time.
     return Response(decision.model_dump_json(), media_type="application/json")
+
+
+def decide_route(advisor: ScaAdvisor) -> FastRoute:
+    """The fast lane's handler of ``POST /decide``: same parsing, same answer, without FastAPI's stack."""
+
+    async def fast_decide(principal: Principal, body: bytes) -> Answer:
+        try:
+            request = DecideIn.model_validate_json(body)
+        except ValidationError:
+            return None  # the regular route renders the 422
+        decision = await advisor.decide_async(principal.org_id, request, principal.as_actor())
+        return 200, decision.model_dump_json().encode()
+
+    return FastRoute(f"{router.prefix}/decide", DECIDERS, fast_decide)
 
 
 @router.get("/policy", response_model=PolicyOut, summary="The organisation's SCA policy")

@@ -13,7 +13,7 @@ callers, and an `_async` one for the API that awaits the ledger's group commit.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -22,8 +22,9 @@ from sqlalchemy import Connection, Row, Table, bindparam, case, func, insert, se
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 
-from gardien.audit.sealing import PreparedEvent
+from gardien.audit.sealing import PreparedEvent, Sealed
 from gardien.audit.service import Ledger
+from gardien.audit.writer import BatchWork
 from gardien.audit.writer import Work as LedgerWork
 from gardien.core.clock import utcnow
 from gardien.core.db import is_sqlite
@@ -47,6 +48,7 @@ from gardien.psd2.schemas import (
     FraudQuarterOut,
     FraudQuartersOut,
     FraudReportIn,
+    PaymentIn,
     PolicyIn,
     PolicyOut,
     RefusalOut,
@@ -119,14 +121,10 @@ class ScaAdvisor:
         self._policies: dict[str, LoadedPolicy] = {}
         self._pseudonym_key: HmacKey | None = None
         self._sqlite = is_sqlite(runtime.engine)
-        # Per counted channel: the counter upsert alone, and (PostgreSQL) the same with the decision's
-        # insert riding along as a CTE, so that recording an exempt payment is one round trip.
+        # Per counted channel (Art. 11 contactless, Art. 16 remote): the counter upsert.
         self._counting = {
-            channel: (upsert, upsert.add_cte(INSERT_DECISION.cte("decision")))
-            for channel, upsert in (
-                (rules.Channel.REMOTE, self._upsert_count("remote_count", "remote_micros")),
-                (rules.Channel.CONTACTLESS_POS, self._upsert_count("contactless_count", "contactless_micros")),
-            )
+            rules.Channel.REMOTE: self._upsert_count("remote_count", "remote_micros"),
+            rules.Channel.CONTACTLESS_POS: self._upsert_count("contactless_count", "contactless_micros"),
         }
         reset: dict[str, Any] = {
             name: 0 for name in ("contactless_count", "contactless_micros", "remote_count", "remote_micros")
@@ -308,88 +306,104 @@ class ScaAdvisor:
             stored = self._counters(conn, org_id, key) if key is not None and body.counters is None else None
         return self._answer(body, loaded, stored, None)
 
-    def _decide(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> Work:
-        """The decision as work in the ledger's transaction: counters, decision row and event commit together."""
+    def _decide_many(self, conn: Connection, items: list[_Pending]) -> list[tuple[DecisionOut, list[PreparedEvent]]]:
+        """Decisions of a whole writer group, in arrival order, in a few statements.
 
-        def work(conn: Connection) -> tuple[DecisionOut, Events]:
-            loaded, key, stored = self._state_for(conn, org_id, body)
+        One policy read per organisation, one read of every payer's counters (locked on PostgreSQL),
+        then the decisions in order with the counters kept here, so that a payer's second payment
+        in the group sees the first; then one multi-row insert of the decisions and one of the
+        counter upserts per counted channel. The counters row is written by the same increments in
+        SQL, which stay the source of truth across groups and replicas.
+        """
+        loaded = {org_id: self._load_policy(conn, org_id) for org_id in {item.org_id for item in items}}
+        keys = [self._key_of(loaded[item.org_id], item.body) if item.body.counters is None else None for item in items]
+        counters = self._locked_counters(conn, items, keys)
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        counted: dict[rules.Channel, list[dict[str, Any]]] = {}
+        answers: list[tuple[DecisionOut, list[PreparedEvent]]] = []
+        for item, key in zip(items, keys, strict=True):
+            org_id, body = item.org_id, item.body
+            stored = counters.get((org_id, key), rules.NO_COUNTERS) if key is not None else None
             decision_id = new_id()
-            out = self._answer(body, loaded, stored, decision_id)
+            out = self._answer(body, loaded[org_id], stored, decision_id)
             payment = body.payment if body.operation is rules.Operation.PAYMENT else None
             amount = Decimal(out.amount_eur) if out.amount_eur is not None else None
-            now = utcnow()
-            row = {
-                "d_id": decision_id,
-                "d_org_id": org_id,
-                "d_decided_at": now,
-                "d_payer_key": key,
-                "d_operation": body.operation.value,
-                "d_role": body.role.value,
-                "d_channel": payment.channel.value if payment is not None else None,
-                "d_instrument": payment.instrument.value if payment is not None else None,
-                "d_amount_micros": to_micros(amount) if amount is not None else None,
-                "d_outcome": out.outcome.value,
-                "d_exemption": out.recommended.article if out.recommended is not None else None,
-                "d_ruleset": out.ruleset,
-                "d_fraud_micros": None,
-                "d_fraud_reported_at": None,
-            }
-            counting = self._counting.get(payment.channel) if payment is not None else None
-            if counting and stored is not None and amount is not None and out.outcome is rules.Outcome.EXEMPT:
-                # Art. 11 and 16 count every payment made without SCA since the last SCA.
-                upsert, upsert_with_decision = counting
-                row.update(org=org_id, key=key, micros=to_micros(amount), now=now)
-                if self._sqlite:
-                    conn.execute(INSERT_DECISION, row)
-                    conn.execute(upsert, row)
-                else:
-                    conn.execute(upsert_with_decision, row)
-            else:
-                conn.execute(INSERT_DECISION, row)
-            if not out.sca_required:
-                return out, []
-            event = audit_event(
-                "sca.required",
-                "create",
-                actor,
-                ("payer", key) if key is not None else None,
-                reason=(out.reason or "")[:2000],
-                fields={
-                    **DPIA_SCA,
-                    "decision_id": decision_id,
-                    "operation": body.operation.value,
-                    "role": body.role.value,
-                    "channel": payment.channel.value if payment is not None else None,
-                    "instrument": payment.instrument.value if payment is not None else None,
-                    "amount_eur": out.amount_eur,
-                    "method": out.method.value,
-                    "ruleset": out.ruleset,
-                },
+            micros = to_micros(amount) if amount is not None else None
+            rows.append(
+                {
+                    "d_id": decision_id,
+                    "d_org_id": org_id,
+                    "d_decided_at": now,
+                    "d_payer_key": key,
+                    "d_operation": body.operation.value,
+                    "d_role": body.role.value,
+                    "d_channel": payment.channel.value if payment is not None else None,
+                    "d_instrument": payment.instrument.value if payment is not None else None,
+                    "d_amount_micros": micros,
+                    "d_outcome": out.outcome.value,
+                    "d_exemption": out.recommended.article if out.recommended is not None else None,
+                    "d_ruleset": out.ruleset,
+                    "d_fraud_micros": None,
+                    "d_fraud_reported_at": None,
+                }
             )
-            return out, [event]
+            channel = payment.channel if payment is not None else None
+            if (
+                channel in self._counting
+                and stored is not None
+                and micros is not None
+                and out.outcome is rules.Outcome.EXEMPT
+            ):
+                # Art. 11 and 16 count every payment made without SCA since the last SCA.
+                assert channel is not None and key is not None
+                counters[(org_id, key)] = counted_payment(stored, channel, micros)
+                counted.setdefault(channel, []).append({"org": org_id, "key": key, "micros": micros, "now": now})
+            answers.append((out, self._sca_required_events(item, key, out, payment)))
+        conn.execute(INSERT_DECISION, rows)
+        for channel, params in counted.items():
+            conn.execute(self._counting[channel], params)
+        return answers
 
-        return work
-
-    def _state_for(
-        self, conn: Connection, org_id: str, body: DecideIn
-    ) -> tuple[LoadedPolicy, str | None, rules.Counters | None]:
-        """The policy, the payer's key and its locked counters (None when the caller keeps counters).
-
-        One round trip in the common case: the counters row carries the policy's version, checked
-        against the cached policy, whose counter scope made the key.
-        """
-        cached = self._policies.get(org_id)
-        if cached is not None and body.counters is None:
-            key = self._key_of(cached, body)
+    def _locked_counters(
+        self, conn: Connection, items: list[_Pending], keys: list[str | None]
+    ) -> dict[tuple[str, str | None], rules.Counters]:
+        """The stored counters of the group's payers, rows locked in key order on PostgreSQL."""
+        by_org: dict[str, set[str]] = {}
+        for item, key in zip(items, keys, strict=True):
             if key is not None:
-                row = self._counter_row(conn, org_id, key, lock=True)
-                if row is not None and row.policy_version == cached.version:
-                    return cached, key, counters_of(row)
-        loaded = self._load_policy(conn, org_id)
-        key = self._key_of(loaded, body)
-        if key is None or body.counters is not None:
-            return loaded, key, None
-        return loaded, key, self._counters(conn, org_id, key, lock=True)
+                by_org.setdefault(item.org_id, set()).add(key)
+        found: dict[tuple[str, str | None], rules.Counters] = {}
+        for org_id, org_keys in by_org.items():
+            stmt = SELECT_GROUP_COUNTERS if self._sqlite else SELECT_GROUP_COUNTERS_FOR_UPDATE
+            for row in conn.execute(stmt, {"org": org_id, "keys": sorted(org_keys)}):
+                found[(org_id, row.payer_key)] = counters_of(row)
+        return found
+
+    def _sca_required_events(
+        self, item: _Pending, key: str | None, out: DecisionOut, payment: PaymentIn | None
+    ) -> list[PreparedEvent]:
+        if not out.sca_required:
+            return []
+        event = audit_event(
+            "sca.required",
+            "create",
+            item.actor,
+            ("payer", key) if key is not None else None,
+            reason=(out.reason or "")[:2000],
+            fields={
+                **DPIA_SCA,
+                "decision_id": out.decision_id,
+                "operation": item.body.operation.value,
+                "role": item.body.role.value,
+                "channel": payment.channel.value if payment is not None else None,
+                "instrument": payment.instrument.value if payment is not None else None,
+                "amount_eur": out.amount_eur,
+                "method": out.method.value,
+                "ruleset": out.ruleset,
+            },
+        )
+        return [self.ledger.prepare(event)]
 
     def _key_of(self, loaded: LoadedPolicy, body: DecideIn) -> str | None:
         payer = body.payer_ref()
@@ -413,13 +427,8 @@ class ScaAdvisor:
             raise InvalidInput(str(exc)) from None
         return decision_out(decision, decision_id)
 
-    def _counter_row(self, conn: Connection, org_id: str, key: str, *, lock: bool) -> Row[Any] | None:
-        """The payer's counters row with the policy's version; locked on PostgreSQL when asked."""
-        stmt = SELECT_COUNTERS_FOR_UPDATE if lock and not self._sqlite else SELECT_COUNTERS
-        return conn.execute(stmt, {"org": org_id, "key": key}).first()
-
-    def _counters(self, conn: Connection, org_id: str, key: str, *, lock: bool = False) -> rules.Counters:
-        row = self._counter_row(conn, org_id, key, lock=lock)
+    def _counters(self, conn: Connection, org_id: str, key: str) -> rules.Counters:
+        row = conn.execute(SELECT_COUNTERS, {"org": org_id, "key": key}).first()
         return rules.NO_COUNTERS if row is None else counters_of(row)
 
     def counters(self, org_id: str, payer: str, instrument_id: str | None = None) -> CountersOut:
@@ -642,14 +651,20 @@ class ScaAdvisor:
     def decide(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> DecisionOut:
         if not body.record:
             return self._simulate(org_id, body)
-        out: DecisionOut = self._run_sync(org_id, self._decide(org_id, body, actor))
-        return out
+        work = self._decision_work(org_id, body, actor)
+        outcome: tuple[DecisionOut, list[Sealed]] = self.ledger.transact(org_id, work)
+        return outcome[0]
 
     async def decide_async(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> DecisionOut:
         if not body.record:
             return await run_in_threadpool(self._simulate, org_id, body)
-        out: DecisionOut = await self._run(org_id, self._decide(org_id, body, actor))
-        return out
+        work = self._decision_work(org_id, body, actor)
+        outcome: tuple[DecisionOut, list[Sealed]] = await self.ledger.transact_async(org_id, work)
+        return outcome[0]
+
+    def _decision_work(self, org_id: str, body: DecideIn, actor: Mapping[str, Any]) -> BatchWork:
+        """A recorded decision: ledger work that the writer batches with its neighbours."""
+        return BatchWork(self._decide_many, _Pending(org_id, body, actor))
 
     def set_policy(self, org_id: str, body: PolicyIn, actor: Mapping[str, Any]) -> PolicyOut:
         self._run_sync(org_id, self._set_policy(org_id, body, actor))
@@ -729,12 +744,39 @@ class ChallengeState:
 POLICY_VERSION = select(POLICIES.c.version, POLICIES.c.document, POLICIES.c.updated_at).where(
     POLICIES.c.org_id == bindparam("org")
 )
-SELECT_COUNTERS = select(
-    COUNTERS,
-    select(POLICIES.c.version).where(POLICIES.c.org_id == bindparam("org")).scalar_subquery().label("policy_version"),
-).where(COUNTERS.c.org_id == bindparam("org"), COUNTERS.c.payer_key == bindparam("key"))
-SELECT_COUNTERS_FOR_UPDATE = SELECT_COUNTERS.with_for_update(of=COUNTERS)
+SELECT_COUNTERS = select(COUNTERS).where(
+    COUNTERS.c.org_id == bindparam("org"), COUNTERS.c.payer_key == bindparam("key")
+)
+SELECT_GROUP_COUNTERS = (
+    select(COUNTERS)
+    .where(COUNTERS.c.org_id == bindparam("org"), COUNTERS.c.payer_key.in_(bindparam("keys", expanding=True)))
+    .order_by(COUNTERS.c.payer_key)
+)
+SELECT_GROUP_COUNTERS_FOR_UPDATE = SELECT_GROUP_COUNTERS.with_for_update()
 INSERT_DECISION = insert(DECISIONS).values({column.name: bindparam(f"d_{column.name}") for column in DECISIONS.c})
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A decision to record, waiting for the writer's next group."""
+
+    org_id: str
+    body: DecideIn
+    actor: Mapping[str, Any]
+
+
+def counted_payment(counters: rules.Counters, channel: rules.Channel, micros: int) -> rules.Counters:
+    """The counters after one more exempted payment, as the channel's upsert leaves them in SQL."""
+    amount = from_micros(micros)
+    if channel is rules.Channel.REMOTE:
+        return replace(
+            counters, remote_count=counters.remote_count + 1, remote_sum_eur=counters.remote_sum_eur + amount
+        )
+    return replace(
+        counters,
+        contactless_count=counters.contactless_count + 1,
+        contactless_sum_eur=counters.contactless_sum_eur + amount,
+    )
 
 
 def counters_of(row: Row[Any]) -> rules.Counters:
