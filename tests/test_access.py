@@ -26,6 +26,7 @@ from gardien.core import service
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from tests.conftest import auth, make_key, sample_event
+from tests.consent_samples import sample_notice
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -38,7 +39,12 @@ ADMIN_ONLY = frozenset({ADMIN})
 SCA_DECIDERS = frozenset({ADMIN, OPERATOR, SERVICE})
 SCA_POLICY_WRITERS = frozenset({ADMIN, OPERATOR})
 SCA_POLICY_READERS = frozenset({ADMIN, OPERATOR, DPO, AUDITOR})
+CONSENT_CONFIG_READERS = frozenset({ADMIN, DPO, OPERATOR, AUDITOR})
+CONSENT_CONFIG_WRITERS = frozenset({ADMIN, DPO})
+CONSENT_RECORDERS = frozenset({ADMIN, OPERATOR, SERVICE})
+CONSENT_WITHDRAWERS = frozenset({ADMIN, DPO, OPERATOR, SERVICE})
 PUBLIC = None  # no key needed at all
+CONSENT_PUBLIC = "/api/v1/consent/public/{site_key}"
 
 MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/healthz"): PUBLIC,
@@ -80,6 +86,25 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/sca/challenges/{challenge_id}"): SCA_DECIDERS,
     ("POST", "/api/v1/sca/challenges/{challenge_id}/verify"): SCA_DECIDERS,
     ("GET", "/api/v1/sca/reports/art21/{quarter}"): SCA_POLICY_READERS,
+    ("GET", "/api/v1/consent/settings"): CONSENT_CONFIG_READERS,
+    ("PUT", "/api/v1/consent/settings"): CONSENT_CONFIG_WRITERS,
+    ("POST", "/api/v1/consent/notices"): CONSENT_CONFIG_WRITERS,
+    ("GET", "/api/v1/consent/notices"): CONSENT_CONFIG_READERS,
+    ("GET", "/api/v1/consent/notices/{version}"): CONSENT_CONFIG_READERS,
+    ("POST", "/api/v1/consent/records"): CONSENT_RECORDERS,
+    ("GET", "/api/v1/consent/subjects/{consent_id}"): EVERY_ROLE,
+    ("GET", "/api/v1/consent/users/{user_id}"): EVERY_ROLE,
+    ("POST", "/api/v1/consent/subjects/{consent_id}/withdraw"): CONSENT_WITHDRAWERS,
+    ("GET", "/api/v1/consent/subjects/{consent_id}/proof"): READERS,
+    ("GET", "/api/v1/consent/check"): CONSENT_RECORDERS,
+    ("POST", "/api/v1/consent/check"): CONSENT_RECORDERS,
+    ("GET", "/api/v1/consent/stats"): CONSENT_CONFIG_READERS,
+    ("GET", f"{CONSENT_PUBLIC}/notice"): PUBLIC,
+    ("OPTIONS", f"{CONSENT_PUBLIC}/notice"): PUBLIC,
+    ("POST", f"{CONSENT_PUBLIC}/choices"): PUBLIC,
+    ("OPTIONS", f"{CONSENT_PUBLIC}/choices"): PUBLIC,
+    ("GET", f"{CONSENT_PUBLIC}/choices/{{consent_id}}"): PUBLIC,
+    ("OPTIONS", f"{CONSENT_PUBLIC}/choices/{{consent_id}}"): PUBLIC,
 }
 SCA_PAYMENT = {"amount": "42.00", "channel": "remote", "instrument": "card", "payer": "p-1", "payee": "shop"}
 
@@ -137,6 +162,10 @@ class World:
     export_id: str
     decision_id: str
     challenge_id: str
+    site_key: str
+    notice_sha256: str
+    consent_id: str
+    user_id: str
 
     def request(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
         """A valid request for a route: the URL with its path filled in, and its parameters/body."""
@@ -145,6 +174,8 @@ class World:
         url = url.replace("{size}", str(self.new_size))
         url = url.replace("{decision_id}", self.decision_id).replace("{challenge_id}", self.challenge_id)
         url = url.replace("{quarter}", "2026-Q3").replace("{instrument}", "card").replace("{payer}", "p-1")
+        url = url.replace("{site_key}", self.site_key).replace("{consent_id}", self.consent_id)
+        url = url.replace("{version}", "1").replace("{user_id}", self.user_id)
         if "{key_id}" in url:
             url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
         bodies: dict[tuple[str, str], Any] = {
@@ -159,11 +190,18 @@ class World:
             ("POST", "/api/v1/sca/decisions/{decision_id}/fraud"): {},
             ("POST", "/api/v1/sca/challenges"): {"payer": "p-1", "amount": "42.00", "payee": "shop"},
             ("POST", "/api/v1/sca/challenges/{challenge_id}/verify"): {"code": "000000", "amount": "1", "payee": "x"},
+            ("PUT", "/api/v1/consent/settings"): {"validity_months": 6},
+            ("POST", "/api/v1/consent/notices"): sample_notice(uuid.uuid4().hex),
+            ("POST", "/api/v1/consent/records"): {"method": "accept_all"},
+            ("POST", "/api/v1/consent/subjects/{consent_id}/withdraw"): {},
+            ("POST", "/api/v1/consent/check"): {"checks": [{"subject": self.consent_id, "purpose": "analytics"}]},
+            ("POST", f"{CONSENT_PUBLIC}/choices"): {"method": "reject_all", "notice_sha256": self.notice_sha256},
         }
         params: dict[tuple[str, str], Any] = {
             ("GET", "/api/v1/audit/events"): {"module": "bookings", "limit": 2},
             ("GET", "/api/v1/audit/proofs/inclusion"): {"seq": 0, "size": self.new_size},
             ("GET", "/api/v1/audit/proofs/consistency"): {"old": self.old_size, "new": self.new_size},
+            ("GET", "/api/v1/consent/check"): {"subject": self.consent_id, "purpose": "analytics"},
         }
         if (method, path) in bodies:
             kwargs["json"] = bodies[(method, path)]
@@ -193,6 +231,14 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         "/api/v1/sca/challenges", json={"payer": "p-1", "amount": "42", "payee": "shop"}, headers=auth(tokens[SERVICE])
     )
     assert challenge.status_code == 201, challenge.text
+    settings = client.get("/api/v1/consent/settings", headers=auth(tokens[ADMIN]))
+    assert settings.status_code == 200, settings.text
+    notice = client.post("/api/v1/consent/notices", json=sample_notice(), headers=auth(tokens[DPO]))
+    assert notice.status_code == 201, notice.text
+    choice = client.post(
+        "/api/v1/consent/records", json={"method": "accept_all", "user_id": "u-7"}, headers=auth(tokens[SERVICE])
+    )
+    assert choice.status_code == 201, choice.text
     return World(
         runtime=runtime,
         org=org,
@@ -203,6 +249,10 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         export_id=first.json()["id"],
         decision_id=decision.json()["decision_id"],
         challenge_id=challenge.json()["id"],
+        site_key=settings.json()["site_key"],
+        notice_sha256=notice.json()["sha256"],
+        consent_id=choice.json()["consent_id"],
+        user_id="u-7",
     )
 
 
@@ -237,11 +287,13 @@ def test_each_role_is_allowed_or_refused_as_the_matrix_says(
 
 
 @pytest.mark.parametrize("route", sorted(r for r, roles in MATRIX.items() if roles is PUBLIC), ids=_route_id)
-def test_public_routes_need_no_key(route: tuple[str, str], client: TestClient) -> None:
+def test_public_routes_need_no_key(route: tuple[str, str], world: World, client: TestClient) -> None:
     method, path = route
-    assert client.request(method, path).status_code == 200
+    url, kwargs = world.request(method, path)
+    assert 200 <= client.request(method, url, **kwargs).status_code < 300
     # A key that is not valid does not turn a public route into a refusal either.
-    assert client.request(method, path, headers={"Authorization": "Bearer nonsense"}).status_code == 200
+    nonsense = {"Authorization": "Bearer nonsense"}
+    assert 200 <= client.request(method, url, headers=nonsense, **kwargs).status_code < 300
 
 
 def _revoked_admin_token(world: World, client: TestClient) -> str:

@@ -32,4 +32,7 @@ class Settings(BaseSettings):
     # FULL makes every acknowledged commit survive a power loss, not only a process crash.
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
     api_key_cache_seconds: float = 5.0
+    # How long a process trusts its cached consent state of a subject: a change recorded through
+    # another replica is seen by `is_allowed` here after at most this long.
+    consent_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     group_commit_max: int = 512

@@ -3,6 +3,7 @@ from __future__ import annotations
 from alembic import context
 
 import gardien.audit.models
+import gardien.consent.models
 import gardien.core.models
 import gardien.psd2.models  # noqa: F401  (registers the tables)
 from gardien.core.db import Base
