@@ -1,11 +1,17 @@
-"""The HTTP baseline: the same request as Gardien's single append, with one plain INSERT + COMMIT.
+"""The HTTP baselines: Gardien's requests served the way the seed applications do it.
 
-This is what a web application doing its audit trail the django-auditlog way pays per request:
-the JSON body is parsed and validated (with Gardien's own EventIn model, so validation costs the
-same), the bearer token is compared, then one INSERT of a django-auditlog-like row and a COMMIT,
-nothing hashed, chained or signed. The handler is a plain `def`, run in the threadpool as a
-blocking database call should be. It is served exactly like `gardien serve`: uvicorn, one process,
-log level info (access log on), the same engine settings (SQLite WAL and synchronous, pool size).
+`POST /api/v1/audit/events` is what a web application doing its audit trail the django-auditlog
+way pays per request: the JSON body is parsed and validated (with Gardien's own EventIn model, so
+validation costs the same), the bearer token is compared, then one INSERT of a django-auditlog-like
+row and a COMMIT, nothing hashed, chained or signed.
+
+`POST /api/v1/consent/records` is the seed applications' consent: the body validated with
+Gardien's ChoiceIn, then four booleans and a date upserted for the consent id, one statement and a
+COMMIT; no event history, no notice version, no proof, no audit trail.
+
+The handlers are plain `def`s, run in the threadpool as blocking database calls should be. The
+app is served exactly like `gardien serve`: uvicorn, one process, log level info (access log on),
+the same engine settings (SQLite WAL and synchronous, pool size).
 
 Run: GARDIEN_DATABASE_URL=… BENCH_TOKEN=… python -m benchmarks.baseline_server --port N
 """
@@ -23,8 +29,9 @@ import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Response
 
 from benchmarks.baseline import create_table
-from benchmarks.workload import baseline_insert_sql, baseline_row
+from benchmarks.workload import CONSENT_PURPOSES, baseline_insert_sql, baseline_row
 from gardien.audit.schemas import EventIn
+from gardien.consent.schemas import ChoiceIn
 from gardien.core.db import make_engine
 from gardien.core.settings import Settings
 
@@ -51,6 +58,34 @@ def create_app(settings: Settings, token: str) -> FastAPI:
         with engine.begin() as conn:  # one INSERT, one COMMIT
             new_id = conn.exec_driver_sql(sql, row).scalar_one()
         return Response(orjson.dumps({"id": new_id}), status_code=201, media_type="application/json")
+
+    booleans = ", ".join(f"{purpose} BOOLEAN NOT NULL" for purpose in CONSENT_PURPOSES)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS seed_consents (consent_id VARCHAR(36) PRIMARY KEY, {booleans}, "
+            "updated_at TIMESTAMP NOT NULL)"
+        )
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    upsert = (
+        f"INSERT INTO seed_consents VALUES ({', '.join([mark] * (len(CONSENT_PURPOSES) + 2))}) "
+        f"ON CONFLICT (consent_id) DO UPDATE SET "
+        + ", ".join(f"{column} = excluded.{column}" for column in (*CONSENT_PURPOSES, "updated_at"))
+    )
+
+    @app.post("/api/v1/consent/records", status_code=201)
+    def record(choice: ChoiceIn, authorization: Annotated[str | None, Header()] = None) -> Response:
+        if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
+            raise HTTPException(401, "unknown API key")
+        consent_id = str(choice.consent_id)
+        flags = [
+            purpose == "functional"
+            or choice.method == "accept_all"
+            or (choice.method != "reject_all" and choice.states.get(purpose) == "granted")
+            for purpose in CONSENT_PURPOSES
+        ]
+        with engine.begin() as conn:  # one upsert, one COMMIT
+            conn.exec_driver_sql(upsert, (consent_id, *flags, datetime.now(UTC).replace(tzinfo=None)))
+        return Response(orjson.dumps({"consent_id": consent_id}), status_code=201, media_type="application/json")
 
     return app
 

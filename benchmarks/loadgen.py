@@ -12,8 +12,8 @@ to an idle connection of the pool (or waits for one), and its latency runs from 
 due, not from the time it was sent, so that a slow answer delays nothing unmeasured (no
 coordinated omission). The requests due in the window are all waited for, up to a drain timeout.
 
-Workloads (`--workload`): `audit` (POST /api/v1/audit/events), `sca` (POST /api/v1/sca/decide)
-and `healthz` (GET /healthz, the framework floor).
+Workloads (`--workload`): `audit` (POST /api/v1/audit/events), `sca` (POST /api/v1/sca/decide),
+`consent` (POST /api/v1/consent/records) and `healthz` (GET /healthz, the framework floor).
 
 Prints one JSON line: throughput over the window, latency percentiles (closed loop: of the requests
 that both started and finished inside it; open loop: of the requests due inside it), status counts,
@@ -38,7 +38,8 @@ from benchmarks.common import percentile
 
 PATH = "/api/v1/audit/events"
 SCA_PATH = "/api/v1/sca/decide"
-WORKLOADS = ("audit", "sca", "healthz")
+CONSENT_PATH = "/api/v1/consent/records"
+WORKLOADS = ("audit", "sca", "consent", "healthz")
 DRAIN_SECONDS = 60.0
 
 
@@ -74,6 +75,8 @@ def build_requests(host: str, port: int, token: str, count: int, seed: int, kind
         return [f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n".encode()]
     if kind == "sca":
         path, bodies = SCA_PATH, [body for _, body in workload.sca_request_pool(count, seed=seed)]
+    elif kind == "consent":
+        path, bodies = CONSENT_PATH, workload.consent_choice_pool(count, seed=seed)
     else:
         path, bodies = PATH, workload.event_pool(count, seed=seed)
     head = (

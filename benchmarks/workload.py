@@ -373,3 +373,59 @@ def sca_request_pool(size: int, *, seed: int, payers: int = SCA_PAYERS) -> list[
         payer = f"cust-{rng.randrange(payers):06d}"
         out.append((kind, make_sca_request(rng, kind, payer)))
     return out
+
+
+# --- Consent choices (the consent group) --------------------------------------------------------
+
+CONSENT_SUBJECTS = 20_000
+CONSENT_PURPOSES = ("functional", "analytics", "marketing", "personalisation")
+# How people answer a banner: mostly one click, some customise, a server sets the rest.
+CONSENT_METHODS: tuple[tuple[str, int], ...] = (("accept_all", 45), ("reject_all", 30), ("custom", 15), ("api", 10))
+
+
+def _four(text: str) -> dict[str, str]:
+    return {locale: f"{text} ({locale})" for locale in ("fr", "nl", "en", "de")}
+
+
+def consent_notice() -> dict[str, Any]:
+    """A notice version of four purposes (one essential) with services, in the four languages."""
+    purposes = []
+    for key in CONSENT_PURPOSES:
+        purposes.append(
+            {
+                "key": key,
+                "essential": key == "functional",
+                "title": _four(key.capitalize()),
+                "description": _four(f"What the {key} cookies are for"),
+                "services": [{"key": f"{key}-svc", "name": f"{key} service", "provider": "Example SAS"}],
+                "google_consent_mode": {"analytics": ["analytics_storage"], "marketing": ["ad_storage"]}.get(key, []),
+            }
+        )
+    texts = {key: _four(key) for key in ("title", "description", "accept_all", "reject_all", "customise", "save")}
+    texts["settings"] = _four("Cookie settings")
+    return {"purposes": purposes, "texts": texts, "controller": {"name": "Example SAS"}}
+
+
+def consent_subject(index: int) -> str:
+    """The consent id (a UUID, as the banner makes them) of subject number `index`."""
+    return f"00000000-0000-4000-8000-{index:012d}"
+
+
+def consent_choice_pool(size: int, *, seed: int, subjects: int = CONSENT_SUBJECTS) -> list[dict[str, Any]]:
+    """`size` bodies of POST /api/v1/consent/records (ChoiceIn) over `subjects` consent ids."""
+    rng = random.Random(seed)
+    methods = [method for method, _ in CONSENT_METHODS]
+    weights = [weight for _, weight in CONSENT_METHODS]
+    out = []
+    for method in rng.choices(methods, weights, k=size):
+        body: dict[str, Any] = {
+            "method": method,
+            "consent_id": consent_subject(rng.randrange(subjects)),
+            "locale": rng.choice(("fr-FR", "fr-BE", "nl-BE", "nl-NL", "en", "de-BE")),
+        }
+        if method in ("custom", "api"):
+            body["states"] = {key: rng.choice(("granted", "denied")) for key in CONSENT_PURPOSES[1:]}
+        if method != "api":
+            body["surface"] = "preferences" if method == "custom" else "first_layer"
+        out.append(body)
+    return out
