@@ -15,9 +15,11 @@ app = typer.Typer(help="Gardien, a self-hosted GDPR compliance engine.", no_args
 admin = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
 keys = typer.Typer(help="The keyring: HMAC, signing and encryption keys.", no_args_is_help=True)
 audit = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
+consent = typer.Typer(help="Consent records and notice versions.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 app.add_typer(keys, name="keys")
 app.add_typer(audit, name="audit")
+app.add_typer(consent, name="consent")
 
 OrgOption = Annotated[
     str | None,
@@ -400,6 +402,22 @@ def verify_export(
     for line in result.lines():
         typer.echo(line)
     raise typer.Exit(0 if result.ok else 1)
+
+
+@consent.command("expire")
+def consent_expire(org: OrgOption = None) -> None:
+    """Record an expiry event (audited) for every choice whose validity has run out; safe to run again."""
+    from gardien.consent.service import ConsentService
+
+    runtime = _runtime()
+    service = ConsentService(runtime, _ledger(runtime))
+    total = 0
+    for org_id in _org_ids(runtime, org):
+        expired = service.expire(org_id, actor=CLI_ACTOR)
+        total += expired
+        if expired:
+            typer.echo(f"{org_id}: {expired} choices expired")
+    typer.echo(f"{total} choices expired in all")
 
 
 def main() -> None:
