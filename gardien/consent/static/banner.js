@@ -58,6 +58,7 @@
   let retryDelay = 1000;
   let ui = null;
   let openWhenReady = false;
+  let lastUpdate = "";
   const listeners = [];
 
   // The mirror cookie --------------------------------------------------------------------------
@@ -150,6 +151,9 @@
 
   function updateConsentMode(signals) {
     if (!signals || !Object.keys(signals).length) return;
+    const update = JSON.stringify(signals);
+    if (update === lastUpdate) return; // the mirror and the server's answer agree: say it once
+    lastUpdate = update;
     if (typeof window.gtag === "function") {
       window.gtag("consent", "update", signals);
     } else if (Array.isArray(window.dataLayer)) {
@@ -243,7 +247,7 @@
 
   // The server's answer is authoritative: it may have expired, withdrawn or replaced the choice.
   function adopt(state) {
-    if (state.status !== "valid" || !notice || state.notice_sha256 !== notice.sha256) {
+    if (state.status !== "valid" || (notice && state.notice_sha256 !== notice.sha256)) {
       askAgain();
       return;
     }
@@ -256,8 +260,9 @@
       e: Math.floor(Date.parse(state.expires_at) / 1000),
       m: state.consent_mode,
     });
+    if (granted.slice().sort().join() === before) return;
     apply(choice);
-    if (granted.slice().sort().join() !== before) notify();
+    notify();
   }
 
   async function verify() {
@@ -396,7 +401,7 @@
           ),
         ),
         h("p", { id: `${id}-desc` }, purpose.description[lang]),
-        services.length ? h("p", null, text("services")) : null,
+        services.length ? h("p", { class: "gdn-services-label" }, text("services")) : null,
         services.length ? h("ul", { class: "gdn-services" }, ...services) : null,
       );
     });
@@ -521,6 +526,7 @@
 
   async function start() {
     if (live(choice)) apply(choice); // released before any network answer; the server may correct it
+    observer.observe(document.documentElement, { childList: true, subtree: true });
     flush();
     let response;
     try {
@@ -532,14 +538,12 @@
     notice = await response.json();
     lang = pickLocale();
     build();
-    observer.observe(document.documentElement, { childList: true, subtree: true });
     if (current(choice)) {
       apply(choice);
       settled();
       if (!queue.length) verify();
     } else if (navigator.globalPrivacyControl === true) {
       decide("gpc");
-      settled();
     } else {
       if (live(choice)) forgetChoice();
       release(grantedNow());
