@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
 import httpx
 import pytest
@@ -358,6 +359,8 @@ def choose(page: Page, action: Callable[[], None]) -> dict[str, Any]:
         action()
     response = answer.value
     assert response.status == 201, response.text()
+    # The banner keeps a choice queued until it has read the answer: a reload before that re-sends it.
+    page.wait_for_function("localStorage.getItem('gardien_consent_pending') === null")
     body: dict[str, Any] = response.json()
     return body
 
@@ -617,6 +620,9 @@ def test_accept_and_reject_have_equal_weight(
         reject = button(scope, "reject_all").evaluate(measure, properties)
         assert accept == reject, layer
         assert accept["width"] > 0 and accept["height"] >= 44
+        if width < 640:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"en-{layer.replace(' ', '-')}-{width}px.png"))
 
 
 # Withdrawal, re-asking, retries ----------------------------------------------------------------------
@@ -686,6 +692,24 @@ def test_the_server_s_answer_overrides_the_cookie(page: Page, host: Host, site: 
     assert consent_cookie(page.context)["value"]["g"] == ["functional", "analytics"]
     reload_with_marketing_blocked(page, host)
     expect(first_layer(page)).to_be_hidden()
+
+
+def test_an_expired_choice_asks_again_and_releases_nothing(page: Page, host: Host) -> None:
+    page.goto(host.page())
+    choose(page, lambda: button(first_layer(page), "accept_all").click())
+    cookie = consent_cookie(page.context)
+    # A choice past its expiry whose cookie is still there (a clock set back, a cookie kept too long).
+    stale = {**cookie["value"], "e": int(time.time()) - 60}
+    page.context.add_cookies(
+        [{"name": "gardien_consent", "value": quote(json.dumps(stale)), "url": host.url, "expires": time.time() + 3600}]
+    )
+    page.reload()
+    expect(first_layer(page)).to_be_visible()
+    settle(page)
+    assert ran(page) == {"functional"}
+    assert page.evaluate("Gardien.consent.get('analytics')") is False
+    answer = choose(page, lambda: button(first_layer(page), "reject_all").click())
+    assert answer["consent_id"] == cookie["value"]["id"], "the consent id outlives the choice"
 
 
 def test_a_new_notice_version_asks_again(page: Page, host: Host, site: Site) -> None:

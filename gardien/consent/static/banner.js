@@ -116,7 +116,7 @@
   // Blocked scripts and iframes, Consent Mode --------------------------------------------------
 
   function permitted(element, granted) {
-    return element.dataset.purpose.split(/\s+/).every((purpose) => granted.includes(purpose));
+    return element.dataset.purpose.trim().split(/\s+/).every((purpose) => granted.includes(purpose));
   }
 
   function release(granted) {
