@@ -15,6 +15,7 @@ from gardien import __version__
 from gardien.audit.api import router as audit_router
 from gardien.audit.fastpath import ingest_route
 from gardien.audit.service import Ledger
+from gardien.consent.api import record_route
 from gardien.consent.api import router as consent_router
 from gardien.consent.banner import router as banner_router
 from gardien.consent.service import ConsentService
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     app.state.ledger = ledger
     sca = app.state.sca = ScaAdvisor(runtime, ledger)
-    app.state.consent = ConsentService(runtime, ledger)
+    consent = app.state.consent = ConsentService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
@@ -136,7 +137,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return {"status": "ok", "version": __version__}
 
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
-    fast_routes = [ingest_route(ledger), decide_route(sca)]
+    fast_routes = [ingest_route(ledger), decide_route(sca), record_route(consent)]
     app.state.fast_routes = {route.path: route for route in fast_routes}
     _put_in_front(app, lambda stack: FastLane(stack, runtime, fast_routes, runtime.settings.max_body_bytes))
     return app

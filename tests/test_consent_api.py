@@ -3,6 +3,7 @@ the audit trail, tenant isolation, GPC, CORS, proofs, statistics and the expiry 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,12 +21,12 @@ from typer.testing import CliRunner
 from gardien.audit.models import EVENTS as LEDGER
 from gardien.audit.service import Ledger
 from gardien.consent.models import DAILY, EVENTS, STATES
-from gardien.consent.schemas import ChoiceIn, NoticeIn
+from gardien.consent.schemas import ChoiceIn, NoticeIn, WithdrawIn
 from gardien.consent.service import ConsentService
 from gardien.core import service
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
-from tests.conftest import auth, make_key
+from tests.conftest import auth, make_key, one_writer_group
 from tests.consent_samples import sample_notice
 from tests.test_cli import cli, run  # noqa: F401  (the CLI runner fixture, pointed at the test database)
 
@@ -309,6 +310,9 @@ def test_stats_count_choices_per_purpose_per_day(site: Site, client: TestClient,
     assert replica.stats(org, None, None).expiring_next_30_days == 5
     bad = client.get("/api/v1/consent/stats", params={"since": "2020-01-01", "until": "2026-01-01"}, headers=site.admin)
     assert bad.status_code == 422
+    # The default 30-day window before the first representable day is clipped, not an overflow.
+    earliest = client.get("/api/v1/consent/stats", params={"until": "0001-01-01"}, headers=site.admin)
+    assert earliest.status_code == 200 and earliest.json()["days"] == []
 
 
 def test_bulk_check_and_its_limit(site: Site, client: TestClient) -> None:
@@ -384,3 +388,57 @@ def test_consent_expire_records_each_expiry_once(runtime: Runtime, org: str) -> 
     assert fresh.state(org, subjects[0]).status == "expired" and fresh.state(org, subjects[0]).method == "expiry"
     assert fresh.is_allowed(org, subjects[0], "analytics") is False
     assert fresh.is_allowed(org, kept, "analytics") is True
+
+
+def test_records_take_the_fast_lane_and_everything_else_the_regular_route(
+    site: Site, tokens: dict[Role, str], runtime: Runtime, org: str
+) -> None:
+    url = "/api/v1/consent/records"
+    lane = site.client.app.state.fast_routes[url].counters  # type: ignore[attr-defined]
+    before = dict(lane)
+    served = site.record(method="accept_all", user_id="u-1")
+    assert served["states"]["analytics"] == "granted" and served["status"] == "valid"
+    assert lane["served"] == before["served"] + 1
+    rows = counts(runtime, org)
+    invalid = site.client.post(url, json={"method": "accept_every"}, headers=site.service)
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["field"] == "method"
+    assert site.client.post(url, json={"method": "accept_all"}, headers=auth(tokens[Role.AUDITOR])).status_code == 403
+    assert site.client.post(url, json={"method": "accept_all"}).status_code == 401
+    assert lane["replayed"] == before["replayed"] + 3
+    assert counts(runtime, org) == rows
+    # An unknown purpose passes the schema and is refused by the service, in the lane, as a problem.
+    unknown = site.client.post(url, json={"method": "api", "states": {"weather": "granted"}}, headers=site.service)
+    assert unknown.status_code == 422 and unknown.headers["content-type"] == "application/problem+json"
+    assert counts(runtime, org) == rows
+
+
+def test_choices_of_one_subject_in_one_writer_group_apply_in_order(runtime: Runtime, org: str) -> None:
+    """The writer records a whole group at once; a withdrawal queued behind the consent sees it."""
+    ledger = Ledger(runtime)
+    consent = ConsentService(runtime, ledger)
+    actor = {"type": "service", "id": "test"}
+    consent.create_notice(org, NoticeIn.model_validate(sample_notice()), actor)
+    subject = str(uuid.uuid4())
+    ledger.start()
+    try:
+
+        async def grant_then_withdraw() -> list[Any]:
+            given = ChoiceIn.model_validate({"method": "accept_all", "consent_id": subject})
+            async with one_writer_group(ledger, org) as group:
+                group.append(asyncio.ensure_future(consent.record_async(org, given, actor)))
+                await asyncio.sleep(0.1)  # the choice is queued behind the held writer before the withdrawal
+                withdrawal = WithdrawIn(purposes=["marketing"])
+                group.append(asyncio.ensure_future(consent.withdraw_async(org, subject, withdrawal, actor)))
+            return group
+
+        granted, withdrawn = asyncio.run(grant_then_withdraw())
+    finally:
+        ledger.stop()
+    assert granted.states["marketing"] == "granted"
+    assert withdrawn.states["marketing"] == "denied" and withdrawn.states["analytics"] == "granted"
+    with runtime.engine.connect() as conn:
+        given_at = conn.execute(select(EVENTS.c.occurred_at).where(EVENTS.c.consent_id == subject)).scalars().all()
+    assert len(given_at) == 2 and len(set(given_at)) == 1, "the two choices were not recorded in one group"
+    assert [event["action"] for event in consent_audit(runtime, org)][-2:] == ["consent.recorded", "consent.withdrawn"]
+    assert consent_audit(runtime, org)[-1]["fields"]["dpia_event"] == "CONSENT_REVOKED"
+    assert consent.is_allowed(org, subject, "analytics") and not consent.is_allowed(org, subject, "marketing")

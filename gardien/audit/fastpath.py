@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 from pydantic import ValidationError
+from starlette.types import Scope
 
 from gardien.audit.schemas import EventIn
 from gardien.audit.service import Ledger
@@ -17,7 +18,7 @@ PATH = "/api/v1/audit/events"
 
 
 def ingest_route(ledger: Ledger) -> FastRoute:
-    async def ingest(principal: Principal, body: bytes) -> Answer:
+    async def ingest(principal: Principal, body: bytes, _scope: Scope) -> Answer:
         try:
             prepared = ledger.prepare(EventIn.model_validate_json(body))
         except (ValidationError, Problem, ValueError):

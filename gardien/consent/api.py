@@ -17,6 +17,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from gardien.consent.schemas import (
     BulkCheckIn,
@@ -39,6 +41,7 @@ from gardien.consent.schemas import (
 from gardien.consent.service import ClientContext, ConsentService, Site
 from gardien.core.auth import require
 from gardien.core.errors import NotFound
+from gardien.core.fastlane import FastRoute, model_route
 from gardien.core.roles import Role
 from gardien.core.schemas import NO_NUL
 from gardien.core.service import Principal
@@ -130,10 +133,16 @@ async def _allow_origin(request: Request, response: Response) -> None:
 
 
 def client_context(request: Request) -> ClientContext:
+    return context_of_scope(request.scope)
+
+
+def context_of_scope(scope: Scope) -> ClientContext:
+    client = scope.get("client")
+    headers = Headers(scope=scope)
     return ClientContext(
-        ip=request.client.host if request.client is not None else None,
-        user_agent=request.headers.get("user-agent"),
-        gpc=request.headers.get("sec-gpc") == "1",
+        ip=client[0] if client else None,
+        user_agent=headers.get("user-agent"),
+        gpc=headers.get("sec-gpc") == "1",
     )
 
 
@@ -221,6 +230,15 @@ def get_notice(version: Version, request: Request, principal: Principal = _requi
 @router.post("/records", status_code=201, response_model=StateOut, summary="Record a choice")
 async def record(body: ChoiceIn, request: Request, principal: Principal = _requires(RECORDERS)) -> StateOut:
     return await service_of(request).record_async(principal.org_id, body, principal.as_actor(), client_context(request))
+
+
+def record_route(service: ConsentService) -> FastRoute:
+    """The fast lane's handler of ``POST /records``: same parsing, same answer, without FastAPI's stack."""
+
+    async def run(principal: Principal, choice: ChoiceIn, scope: Scope) -> StateOut:
+        return await service.record_async(principal.org_id, choice, principal.as_actor(), context_of_scope(scope))
+
+    return model_route(f"{router.prefix}/records", RECORDERS, ChoiceIn, 201, run)
 
 
 @router.get("/subjects/{consent_id}", response_model=StateOut, summary="The current state of a consent id")

@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gardien.audit.sealing import PreparedEvent
 from gardien.audit.service import SYSTEM_ACTOR, Ledger
-from gardien.audit.writer import Work
+from gardien.audit.writer import BatchWork, Work
 from gardien.consent import proof, rules
 from gardien.consent.models import DAILY, EVENTS, NOTICES, SETTINGS, STATES
 from gardien.consent.rules import GRANTED, NOT_GIVEN, Method, Status
@@ -127,6 +127,27 @@ class Site:
 
 
 @dataclass(frozen=True)
+class _Before:
+    """What a choice is applied on: the subject's state as stored, or as an earlier choice of the group left it."""
+
+    method: str
+    notice_version: int
+    expires_at: datetime
+    states: str
+    user_ref: str | None
+
+
+@dataclass(frozen=True)
+class _Applied:
+    event_row: dict[str, Any]
+    state_row: dict[str, Any]
+    counted: dict[str, str]
+    out: StateOut
+    audit: dict[str, Any]
+    after: _Before
+
+
+@dataclass(frozen=True)
 class Plan:
     """A choice checked against the notice, ready to be written."""
 
@@ -143,6 +164,14 @@ class Plan:
     context: ClientContext
     actor: dict[str, Any]
     validity_months: int
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A choice waiting for the writer's next group."""
+
+    org_id: str
+    plan: Plan
 
 
 def audit_event(
@@ -499,128 +528,148 @@ class ConsentService:
             raise _field_error(field, "no notice version of this organisation has it")
         return notice
 
-    def _record(self, org_id: str, plan: Plan) -> Work:
-        """The choice as work in the ledger's transaction: event, state, counters and audit event."""
+    def _record(self, org_id: str, plan: Plan) -> BatchWork:
+        """The choice as ledger work, which the writer batches with its neighbours."""
+        return BatchWork(self._record_many, _Pending(org_id, plan))
 
-        def work(conn: Connection) -> tuple[StateOut, Events]:
-            now = self.clock()
-            stmt = SELECT_STATE if self._sqlite else SELECT_STATE_FOR_UPDATE
-            before = conn.execute(stmt, {"org": org_id, "cid": plan.consent_id}).first()
-            if before is None and plan.method is Method.WITHDRAW:
-                raise NotFound(f"consent id {plan.consent_id}")
-            previous = None
-            if before is not None:
-                status = rules.status_of(
-                    before.method, before.notice_version, before.expires_at, plan.current_version, now
-                )
-                previous = orjson.loads(before.states) if status is Status.VALID else None
-            notice = plan.notice
-            if plan.states is not None:
-                states = plan.states
-                granted = rules.granted_non_essential(states, notice.essential)
-                counted = {k: s for k, s in states.items() if k not in notice.essential and s != rules.NOT_PRESENTED}
-            else:
-                states = rules.withdraw(notice.purposes, notice.essential, previous, plan.withdrawn)
-                granted = []
-                named = plan.withdrawn or [k for k in notice.purposes if k not in notice.essential]
-                counted = {k: rules.DENIED for k in named}
-            revoked = rules.revoked(states, previous)
-            user_ref, kid = self.pseudonym(plan.user_id) if plan.user_id is not None else (None, None)
-            if user_ref is None and before is not None and before.user_ref is not None:
-                user_ref, kid = before.user_ref, self._key().kid
-            event_id = new_id()
-            expires_at = rules.expiry_of(now, plan.validity_months)
-            states_json = orjson.dumps(states).decode()
-            conn.execute(
-                INSERT_EVENT,
-                {
-                    "e_id": event_id,
-                    "e_org_id": org_id,
-                    "e_consent_id": plan.consent_id,
-                    "e_user_ref": user_ref,
-                    "e_hmac_kid": kid,
-                    "e_states": states_json,
-                    "e_method": plan.method.value,
-                    "e_surface": plan.surface,
-                    "e_notice_version": notice.version,
-                    "e_notice_sha256": notice.sha256,
-                    "e_locale": plan.locale,
-                    "e_occurred_at": now,
-                    "e_expires_at": expires_at,
-                    "e_ip_truncated": rules.truncate_ip(plan.context.ip),
-                    "e_ua_class": ua_class(plan.context.user_agent) if plan.context.user_agent is not None else None,
-                },
-            )
-            conn.execute(
-                self._upsert_state,
-                {
-                    "s_org_id": org_id,
-                    "s_consent_id": plan.consent_id,
-                    "s_user_ref": user_ref,
-                    "s_states": states_json,
-                    "s_method": plan.method.value,
-                    "s_notice_version": notice.version,
-                    "s_given_at": now,
-                    "s_expires_at": expires_at,
-                    "s_last_event_id": event_id,
-                },
-            )
-            if counted:
-                day = now.astimezone(UTC).date()
-                conn.execute(
-                    self._count,
-                    [
-                        {
-                            "org": org_id,
-                            "day": day,
-                            "purpose": key,
-                            "granted": int(state == GRANTED),
-                            "denied": int(state == rules.DENIED),
-                        }
-                        for key, state in counted.items()
-                    ],
-                )
-            fields: dict[str, Any] = {
-                "consent_event_id": event_id,
-                "method": plan.method.value,
-                "surface": plan.surface,
-                "states": states,
-                "notice_version": notice.version,
-                "notice_sha256": notice.sha256,
-                "expires_at": expires_at.isoformat(),
-            }
-            if user_ref is not None:
-                fields["user_ref"] = user_ref
-            if revoked:
-                fields["revoked"] = revoked
-            dpia = rules.dpia_event(granted, revoked)
-            if dpia is not None:
-                fields["dpia_event"] = dpia
-            action = "consent.withdrawn" if plan.method is Method.WITHDRAW else "consent.recorded"
-            event = audit_event(
-                action,
-                "create",
-                plan.actor,
-                ("consent_subject", plan.consent_id),
-                legal_basis="consent",
-                fields=fields,
-            )
-            out = StateOut(
-                consent_id=plan.consent_id,
-                status=Status.VALID,
-                method=plan.method.value,
-                surface=plan.surface,
-                states=states,
-                consent_mode=consent_mode(notice, states, valid=True),
-                given_at=now,
-                expires_at=expires_at,
-                notice_version=notice.version,
-                notice_sha256=notice.sha256,
-                last_event_id=event_id,
-            )
-            return out, [self.ledger.prepare(event)]
+    def _record_many(self, conn: Connection, items: list[_Pending]) -> list[tuple[StateOut, list[PreparedEvent]]]:
+        """Choices of a whole writer group, in arrival order: event, state, counters and audit event each.
 
-        return work
+        One read of the group's current states (locked on PostgreSQL), the choices applied in order
+        on what was read, so that a subject's second choice in the group sees its first, then one
+        multi-row insert of the events, one upsert of the last state of each consent id and one of
+        the day's counters.
+        """
+        now = self.clock()
+        current = self._locked_states(conn, items)
+        events: list[dict[str, Any]] = []
+        states: dict[tuple[str, str], dict[str, Any]] = {}
+        daily: dict[tuple[str, date, str], list[int]] = {}
+        answers: list[tuple[StateOut, list[PreparedEvent]]] = []
+        day = now.astimezone(UTC).date()
+        for item in items:
+            key = (item.org_id, item.plan.consent_id)
+            applied = self._apply(item.org_id, item.plan, current.get(key), now)
+            current[key] = applied.after
+            events.append(applied.event_row)
+            states[key] = applied.state_row
+            for purpose, state in applied.counted.items():
+                totals = daily.setdefault((item.org_id, day, purpose), [0, 0])
+                totals[0] += state == GRANTED
+                totals[1] += state == rules.DENIED
+            answers.append((applied.out, [self.ledger.prepare(applied.audit)]))
+        conn.execute(INSERT_EVENT, events)
+        conn.execute(self._upsert_state, list(states.values()))
+        if daily:
+            rows = [
+                {"org": org, "day": when, "purpose": purpose, "granted": granted, "denied": denied}
+                for (org, when, purpose), (granted, denied) in daily.items()
+            ]
+            conn.execute(self._count, rows)
+        return answers
+
+    def _locked_states(self, conn: Connection, items: list[_Pending]) -> dict[tuple[str, str], _Before]:
+        """The current states of the group's consent ids, rows locked in id order on PostgreSQL."""
+        by_org: dict[str, set[str]] = {}
+        for item in items:
+            by_org.setdefault(item.org_id, set()).add(item.plan.consent_id)
+        found: dict[tuple[str, str], _Before] = {}
+        stmt = SELECT_GROUP_STATES if self._sqlite else SELECT_GROUP_STATES_FOR_UPDATE
+        for org_id, ids in by_org.items():
+            for row in conn.execute(stmt, {"org": org_id, "cids": sorted(ids)}):
+                found[(org_id, row.consent_id)] = _Before(
+                    row.method, row.notice_version, row.expires_at, row.states, row.user_ref
+                )
+        return found
+
+    def _apply(self, org_id: str, plan: Plan, before: _Before | None, now: datetime) -> _Applied:
+        """One choice on the subject's state before it: the rows to write, the answer and the audit event."""
+        if before is None and plan.method is Method.WITHDRAW:
+            raise NotFound(f"consent id {plan.consent_id}")
+        previous = None
+        if before is not None:
+            status = rules.status_of(before.method, before.notice_version, before.expires_at, plan.current_version, now)
+            previous = orjson.loads(before.states) if status is Status.VALID else None
+        notice = plan.notice
+        if plan.states is not None:
+            states = plan.states
+            granted = rules.granted_non_essential(states, notice.essential)
+            counted = {k: s for k, s in states.items() if k not in notice.essential and s != rules.NOT_PRESENTED}
+        else:
+            states = rules.withdraw(notice.purposes, notice.essential, previous, plan.withdrawn)
+            granted = []
+            named = plan.withdrawn or [k for k in notice.purposes if k not in notice.essential]
+            counted = {k: rules.DENIED for k in named}
+        revoked = rules.revoked(states, previous)
+        user_ref, kid = self.pseudonym(plan.user_id) if plan.user_id is not None else (None, None)
+        if user_ref is None and before is not None and before.user_ref is not None:
+            user_ref, kid = before.user_ref, self._key().kid
+        event_id = new_id()
+        expires_at = rules.expiry_of(now, plan.validity_months)
+        states_json = orjson.dumps(states).decode()
+        event_row = {
+            "e_id": event_id,
+            "e_org_id": org_id,
+            "e_consent_id": plan.consent_id,
+            "e_user_ref": user_ref,
+            "e_hmac_kid": kid,
+            "e_states": states_json,
+            "e_method": plan.method.value,
+            "e_surface": plan.surface,
+            "e_notice_version": notice.version,
+            "e_notice_sha256": notice.sha256,
+            "e_locale": plan.locale,
+            "e_occurred_at": now,
+            "e_expires_at": expires_at,
+            "e_ip_truncated": rules.truncate_ip(plan.context.ip),
+            "e_ua_class": ua_class(plan.context.user_agent) if plan.context.user_agent is not None else None,
+        }
+        state_row = {
+            "s_org_id": org_id,
+            "s_consent_id": plan.consent_id,
+            "s_user_ref": user_ref,
+            "s_states": states_json,
+            "s_method": plan.method.value,
+            "s_notice_version": notice.version,
+            "s_given_at": now,
+            "s_expires_at": expires_at,
+            "s_last_event_id": event_id,
+        }
+        fields: dict[str, Any] = {
+            "consent_event_id": event_id,
+            "method": plan.method.value,
+            "surface": plan.surface,
+            "states": states,
+            "notice_version": notice.version,
+            "notice_sha256": notice.sha256,
+            "expires_at": expires_at.isoformat(),
+        }
+        if user_ref is not None:
+            fields["user_ref"] = user_ref
+        if revoked:
+            fields["revoked"] = revoked
+        dpia = rules.dpia_event(granted, revoked)
+        if dpia is not None:
+            fields["dpia_event"] = dpia
+        action = "consent.withdrawn" if plan.method is Method.WITHDRAW else "consent.recorded"
+        audit = audit_event(
+            action, "create", plan.actor, ("consent_subject", plan.consent_id), legal_basis="consent", fields=fields
+        )
+        out = StateOut(
+            consent_id=plan.consent_id,
+            status=Status.VALID,
+            method=plan.method.value,
+            surface=plan.surface,
+            states=states,
+            consent_mode=consent_mode(notice, states, valid=True),
+            given_at=now,
+            expires_at=expires_at,
+            notice_version=notice.version,
+            notice_sha256=notice.sha256,
+            last_event_id=event_id,
+        )
+        after = _Before(plan.method.value, notice.version, expires_at, states_json, user_ref)
+        return _Applied(event_row, state_row, counted, out, audit, after)
 
     def record(
         self,
@@ -895,7 +944,8 @@ class ConsentService:
     def stats(self, org_id: str, since: date | None, until: date | None) -> StatsOut:
         now = self.clock()
         until = until or now.date()
-        since = since or until - timedelta(days=29)
+        # The 30 days up to `until`, clipped at the first representable day.
+        since = since or max(until, date.min + timedelta(days=29)) - timedelta(days=29)
         if since > until:
             raise _field_error("since", "must not be after until")
         if (until - since).days >= MAX_STATS_DAYS:
@@ -967,8 +1017,12 @@ SELECT_NOTICE = select(NOTICES).where(NOTICES.c.org_id == bindparam("org"), NOTI
 VERSION_OF_SHA = select(NOTICES.c.version).where(
     NOTICES.c.org_id == bindparam("org"), NOTICES.c.sha256 == bindparam("sha")
 )
-SELECT_STATE = select(STATES).where(STATES.c.org_id == bindparam("org"), STATES.c.consent_id == bindparam("cid"))
-SELECT_STATE_FOR_UPDATE = SELECT_STATE.with_for_update()
+SELECT_GROUP_STATES = (
+    select(STATES)
+    .where(STATES.c.org_id == bindparam("org"), STATES.c.consent_id.in_(bindparam("cids", expanding=True)))
+    .order_by(STATES.c.consent_id)
+)
+SELECT_GROUP_STATES_FOR_UPDATE = SELECT_GROUP_STATES.with_for_update()
 SELECT_CHECK = select(
     STATES.c.states,
     STATES.c.method,
