@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from gardien.audit.sealing import PreparedEvent
 from gardien.audit.service import Ledger
 from gardien.audit.writer import BatchWork
 from gardien.core.clock import utcnow
-from gardien.core.errors import NotFound
+from gardien.core.errors import InvalidInput, NotFound
 from gardien.core.runtime import Runtime
 from gardien.psd2.models import POLICIES
 from tests.conftest import one_writer_group
@@ -105,3 +106,25 @@ def test_batched_works_run_as_one_group_in_order_and_a_failing_item_fails_alone(
     assert [o[0] for o in outcomes if isinstance(o, tuple)] == ["done a", "done b", "done c"]
     assert isinstance(outcomes[2], NotFound)
     assert events(runtime, org) == ["batch.a", "batch.b", "batch.c"]
+
+
+@pytest.mark.parametrize(
+    ("free", "path", "why"),
+    [
+        ({"fields": {"when": [1, {"at": datetime(2026, 1, 1, tzinfo=UTC)}]}}, "fields.when.1.at", "datetime"),
+        ({"fields": {"tags": {"a", "b"}}}, "fields.tags", "set"),
+        ({"fields": {"raw": b"\x00"}}, "fields.raw", "bytes"),
+        ({"changes": {"after": {"pair": (1, 2)}}}, "changes.after.pair", "tuple"),
+        ({"fields": {"by_id": {7: "x"}}}, "fields.by_id.7", "member name is not a string"),
+    ],
+)
+def test_values_that_are_not_json_are_refused_by_name_and_nothing_is_sealed(
+    ledger: Ledger, runtime: Runtime, org: str, free: dict[str, Any], path: str, why: str
+) -> None:
+    # Python callers (the SQLAlchemy hook, other capabilities) can hand over any object; the
+    # ledger seals JSON only, and must not turn a datetime or bytes quietly into a string.
+    with pytest.raises(InvalidInput) as refused:
+        ledger.append(org, {**an_event("odd.value"), **free})
+    error = refused.value.extra["errors"][0]
+    assert error["field"] == path and why in error["message"]
+    assert events(runtime, org) == []

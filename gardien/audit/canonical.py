@@ -69,6 +69,8 @@ def first_without_form(value: Any, path: str) -> tuple[str, str] | None:
         return (path, "string holds a lone surrogate") if _SURROGATE.search(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path}.{key!r}", "member name is not a string"
             name = _SURROGATE.sub(_escape_surrogate, key)
             where = f"{path}.{name}"
             if name != key:
@@ -83,7 +85,8 @@ def first_without_form(value: Any, path: str) -> tuple[str, str] | None:
             found = first_without_form(item, f"{path}.{index}")
             if found:
                 return found
-    return None
+        return None
+    return path, f"not a JSON value ({type(value).__name__})"
 
 
 def canonical_bytes(value: Any, *, plain: bool | None = None) -> bytes:

@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from gardien.audit.canonical import CanonicalError, canonical_bytes, is_plain
+from gardien.audit.canonical import CanonicalError, canonical_bytes, first_without_form, is_plain
 from gardien.audit.checkpoint import Checkpoint, sign_note
 from gardien.audit.merkle import CompactRange
 from gardien.audit.models import (
@@ -123,11 +123,16 @@ def _postgres_time(rfc3339_text: str) -> datetime:
 
 def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent:
     """Validate what pydantic cannot: a canonical form exists and fits the size limit."""
+    # Only the free-form members can hold floats, odd keys or (from Python callers) values that
+    # are not JSON at all; the rest are validated strings. Checked before the dump, which would
+    # quietly turn a datetime or bytes into a string.
+    changes = event.changes
+    plain = is_plain(event.fields) and (changes is None or (is_plain(changes.before) and is_plain(changes.after)))
+    if not plain:
+        refuse_without_form(event, field)
     doc = event.model_dump(mode="json", exclude_none=True, exclude={"occurred_at"})
     if not doc.get("data_categories"):
         doc.pop("data_categories", None)
-    # Only the free-form members can hold floats or odd keys; the rest are validated strings.
-    plain = is_plain(doc.get("changes")) and is_plain(doc.get("fields"))
     try:
         size = len(canonical_bytes(doc, plain=plain))
     except CanonicalError as exc:
@@ -140,6 +145,19 @@ def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent
         where = f"{field}: " if field else ""
         raise TooLarge(f"{where}event is {size} bytes in canonical form; the limit is {max_bytes}")
     return PreparedEvent(doc=doc, occurred_at=event.occurred_at, plain=plain)
+
+
+def refuse_without_form(event: EventIn, field: str) -> None:
+    """422 naming the first member of `fields` or `changes` that has no RFC 8785 form, if any."""
+    prefix = f"{field}." if field else ""
+    found = first_without_form(event.fields, f"{prefix}fields")
+    if found is None and event.changes is not None:
+        found = first_without_form(event.changes.before, f"{prefix}changes.before") or first_without_form(
+            event.changes.after, f"{prefix}changes.after"
+        )
+    if found is not None:
+        path, why = found
+        raise InvalidInput(f"{path}: {why}", [{"field": path, "message": why, "type": "canonical"}])
 
 
 def lock_head(conn: Connection, org_id: str) -> HeadState:

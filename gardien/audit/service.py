@@ -16,7 +16,6 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from gardien.audit import proofs
-from gardien.audit.canonical import first_without_form
 from gardien.audit.export import ExportResult, filtered, write_export
 from gardien.audit.models import CHECKPOINTS, EVENTS, EXPORTS, HEADS
 from gardien.audit.schemas import (
@@ -30,7 +29,7 @@ from gardien.audit.schemas import (
     PublicKeyOut,
     VerifyReport,
 )
-from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare
+from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare, refuse_without_form
 from gardien.audit.signing import checkpoint_signer, trusted_verifiers
 from gardien.audit.verify import verify_org
 from gardien.audit.writer import LedgerWriter, Work
@@ -47,19 +46,6 @@ MAX_PAGE = 1_000
 # Sequence numbers stay far below this; larger cursor values would overflow a 64-bit column.
 MAX_SEQ = 2**62
 SYSTEM_ACTOR = {"type": "system", "id": "gardien", "display": "Gardien"}
-
-
-def _check_free_members(event: EventIn, field: str) -> None:
-    """Name the offending member of `changes` or `fields`, the only members that hold any JSON."""
-    prefix = f"{field}." if field else ""
-    found = first_without_form(event.fields, f"{prefix}fields")
-    if found is None and event.changes is not None:
-        found = first_without_form(event.changes.before, f"{prefix}changes.before") or first_without_form(
-            event.changes.after, f"{prefix}changes.after"
-        )
-    if found is not None:
-        path, why = found
-        raise InvalidInput(f"{path}: {why}", [{"field": path, "message": why, "type": "canonical"}])
 
 
 def _b64(data: bytes) -> str:
@@ -157,7 +143,7 @@ class Ledger:
             return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
         except (orjson.JSONEncodeError, InvalidInput):
             # Walk the free-form members only now, to name the one that has no canonical form.
-            _check_free_members(event, field)
+            refuse_without_form(event, field)
             raise
 
     def prepare_batch(self, events: Sequence[EventIn | Mapping[str, Any]]) -> list[PreparedEvent]:

@@ -12,6 +12,7 @@ import ipaddress
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 
 from dateutil.relativedelta import relativedelta
 
@@ -48,6 +49,8 @@ class Status(StrEnum):
     OUTDATED = "outdated"
 
 
+# The writer applies a group's choices at one instant: one calendar computation per group.
+@lru_cache(maxsize=64)
 def expiry_of(occurred_at: datetime, validity_months: int) -> datetime:
     """Calendar months: 31 August + 6 months is the last day of February."""
     return occurred_at + relativedelta(months=validity_months)
@@ -150,6 +153,8 @@ def dpia_event(granted: Sequence[str], withdrawn: Sequence[str]) -> str | None:
     return None
 
 
+# Visitors come back from the same addresses; parsing one costs more than the rest of the event.
+@lru_cache(maxsize=4096)
 def truncate_ip(address: str | None) -> str | None:
     """IPv4 to its /24, IPv6 to its /48 (an IPv4-mapped IPv6 address as IPv4); None if not an address."""
     if not address:
