@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
@@ -160,11 +160,26 @@ def refuse_without_form(event: EventIn, field: str) -> None:
         raise InvalidInput(f"{path}: {why}", [{"field": path, "message": why, "type": "canonical"}])
 
 
+# Built once: constructing and cache-keying a statement costs more than running it on this path.
+SELECT_HEAD = select(HEADS).where(HEADS.c.org_id == bindparam("org"))
+SELECT_HEAD_FOR_UPDATE = SELECT_HEAD.with_for_update()
+INSERT_NODES = insert(NODES)
+UPDATE_HEAD = (
+    update(HEADS)
+    .where(HEADS.c.org_id == bindparam("org"))
+    .values(
+        size=bindparam("h_size"),
+        mac=bindparam("h_mac"),
+        frontier=bindparam("h_frontier"),
+        checkpoint_size=bindparam("h_checkpoint_size"),
+        checkpoint_at=bindparam("h_checkpoint_at"),
+    )
+)
+
+
 def lock_head(conn: Connection, org_id: str) -> HeadState:
-    stmt = select(HEADS).where(HEADS.c.org_id == org_id)
-    if not is_sqlite(conn):
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).one_or_none()
+    stmt = SELECT_HEAD if is_sqlite(conn) else SELECT_HEAD_FOR_UPDATE
+    row = conn.execute(stmt, {"org": org_id}).one_or_none()
     if row is None:
         values = {
             "org_id": org_id,
@@ -179,7 +194,7 @@ def lock_head(conn: Connection, org_id: str) -> HeadState:
             conn.execute(insert(HEADS).values(**values))
         else:
             conn.execute(pg_insert(HEADS).values(**values).on_conflict_do_nothing())
-        row = conn.execute(stmt).one()
+        row = conn.execute(stmt, {"org": org_id}).one()
     return HeadState(
         org_id=org_id,
         frontier=CompactRange.from_bytes(row.size, row.frontier),
@@ -259,7 +274,7 @@ class Sealer:
         _insert_events(conn, rows)
         if nodes:
             conn.execute(
-                insert(NODES),
+                INSERT_NODES,
                 [{"org_id": org_id, "level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes],
             )
         head.mac = mac
@@ -304,13 +319,13 @@ class Sealer:
     @staticmethod
     def _save_head(conn: Connection, head: HeadState) -> None:
         conn.execute(
-            update(HEADS)
-            .where(HEADS.c.org_id == head.org_id)
-            .values(
-                size=head.frontier.size,
-                mac=head.mac,
-                frontier=head.frontier.to_bytes(),
-                checkpoint_size=head.checkpoint_size,
-                checkpoint_at=head.checkpoint_at,
-            )
+            UPDATE_HEAD,
+            {
+                "org": head.org_id,
+                "h_size": head.frontier.size,
+                "h_mac": head.mac,
+                "h_frontier": head.frontier.to_bytes(),
+                "h_checkpoint_size": head.checkpoint_size,
+                "h_checkpoint_at": head.checkpoint_at,
+            },
         )
