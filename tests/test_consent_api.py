@@ -190,6 +190,29 @@ def test_a_change_through_another_replica_is_seen_after_the_cache_ttl(site: Site
     assert replica.is_allowed(org, subject, "analytics") is False
 
 
+def test_a_replica_rereads_only_the_subjects_that_changed_elsewhere(
+    site: Site, runtime: Runtime, org: str, client: TestClient
+) -> None:
+    now = [datetime.now(UTC)]
+    replica = ConsentService(runtime, Ledger(runtime), clock=lambda: now[0])
+    changed, unchanged = (site.record(method="accept_all")["consent_id"] for _ in range(2))
+    assert replica.is_allowed(org, changed, "analytics") and replica.is_allowed(org, unchanged, "analytics")
+    kept = replica._checks[(org, unchanged)]
+    site.client.post(f"/api/v1/consent/subjects/{changed}/withdraw", headers=site.service)
+    # Long after any TTL: the unchanged subject's entry is still the one read at first.
+    now[0] += timedelta(seconds=runtime.settings.consent_cache_seconds * 100)
+    assert replica.is_allowed(org, changed, "analytics") is False
+    assert replica.is_allowed(org, unchanged, "analytics") is True
+    assert replica._checks[(org, unchanged)] is kept
+    # A new notice version made elsewhere asks everyone again: the whole organisation is re-read.
+    dpo = auth(site.tokens[Role.DPO])
+    notice = sample_notice()
+    notice["texts"]["title"]["en"] = "We changed our cookies"
+    assert client.post("/api/v1/consent/notices", json=notice, headers=dpo).status_code == 201
+    now[0] += timedelta(seconds=runtime.settings.consent_cache_seconds + 0.01)
+    assert replica.is_allowed(org, unchanged, "analytics") is False
+
+
 def test_gpc_is_a_refusal_and_needs_the_header(site: Site, runtime: Runtime, org: str) -> None:
     before = counts(runtime, org)
     refused = site.client.post(f"{site.public}/choices", json={"method": "gpc", "notice_sha256": site.sha})

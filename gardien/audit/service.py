@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -187,6 +187,20 @@ class Ledger:
     async def transact_async(self, org_id: str, work: Work) -> tuple[Any, list[Sealed]]:
         """transact() for the event loop; needs the writer running (the server starts it)."""
         return await self.writer.submit_work_async(org_id, work)
+
+    def changes_since(self, org_id: str, after: int | None, module: str) -> tuple[int, list[tuple[str, str]]]:
+        """The ledger's size now, and the (type, id) targets of `module`'s writes sealed from `after` on.
+
+        A change feed for caches in other replicas: sequence numbers follow commit order, so
+        nothing sealed before the size returned is missed by the next call from it. With `after`
+        None, only the size. Reads (crud ``read``) and events without a target are left out.
+        """
+        with self.runtime.engine.connect() as conn:
+            size = conn.execute(SELECT_SIZE, {"org": org_id}).scalar() or 0
+            if after is None or after >= size:
+                return size, []
+            rows = conn.execute(SELECT_TARGETS, {"org": org_id, "after": after, "size": size, "module": module})
+            return size, [(row.target_type, row.target_id) for row in rows]
 
     def record(self, org_id: str, event: Mapping[str, Any]) -> Sealed:
         """Record something Gardien itself did; used by every capability."""
@@ -442,3 +456,14 @@ class Ledger:
         with self.runtime.engine.connect() as conn:
             size = conn.execute(select(HEADS.c.size).where(HEADS.c.org_id == org_id)).scalar_one_or_none()
         return int(size or 0)
+
+
+SELECT_SIZE = select(HEADS.c.size).where(HEADS.c.org_id == bindparam("org"))
+SELECT_TARGETS = select(EVENTS.c.target_type, EVENTS.c.target_id).where(
+    EVENTS.c.org_id == bindparam("org"),
+    EVENTS.c.seq >= bindparam("after"),
+    EVENTS.c.seq < bindparam("size"),
+    EVENTS.c.module == bindparam("module"),
+    EVENTS.c.crud != "read",
+    EVENTS.c.target_id.is_not(None),
+)

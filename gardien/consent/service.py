@@ -6,13 +6,17 @@ together or not at all. Each write comes twice, a plain method for in-process ca
 `_async` one for the API, which awaits the ledger's group commit.
 
 `is_allowed` answers from a per-process cache keyed by (organisation, consent id). Recording for a
-subject through this process drops its entry at once; entries also age out after
-`consent_cache_seconds`, so a choice recorded through another replica is seen after that long.
+subject through this process drops its entry at once. Changes made through other replicas (or the
+CLI) are followed through the ledger: at most every `consent_cache_seconds`, one query reads the
+targets of the consent events sealed since the last look and drops just those entries (a notice
+or settings change drops the organisation's). An entry otherwise lives until its choice expires,
+so a busy process re-reads only what changed, not every subject it knows.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import time
 import uuid
@@ -66,6 +70,8 @@ EXPIRING_WINDOW = timedelta(days=30)
 MAX_STATS_DAYS = 366
 # Entries of the check cache before it starts over: about 100 MB at the most.
 MAX_CACHED_SUBJECTS = 500_000
+# The audit target of every change to a subject's consent: how other replicas' caches learn of it.
+SUBJECT_TARGET = "consent_subject"
 Events = list[PreparedEvent]
 # A cached check: (valid until, on the service's time scale; purpose -> state; expiry of the choice).
 CheckEntry = tuple[float, dict[str, str], datetime | None]
@@ -213,6 +219,9 @@ class ConsentService:
         self._answers: dict[tuple[Any, ...], dict[str, str]] = {}
         # Bumped on every invalidation: a check that read the database before it does not cache.
         self._epoch = 0
+        # Per organisation: until when the cache is known current, and the ledger size it was read at.
+        self._followed_until: dict[str, float] = {}
+        self._followed_size: dict[str, int] = {}
         upsert_state = self._insert(STATES).values({column.name: bindparam(f"s_{column.name}") for column in STATES.c})
         changed = ("user_ref", "states", "method", "notice_version", "given_at", "expires_at", "last_event_id")
         self._upsert_state = upsert_state.on_conflict_do_update(
@@ -653,7 +662,7 @@ class ConsentService:
             fields["dpia_event"] = dpia
         action = "consent.withdrawn" if plan.method is Method.WITHDRAW else "consent.recorded"
         audit = audit_event(
-            action, "create", plan.actor, ("consent_subject", plan.consent_id), legal_basis="consent", fields=fields
+            action, "create", plan.actor, (SUBJECT_TARGET, plan.consent_id), legal_basis="consent", fields=fields
         )
         out = StateOut(
             consent_id=plan.consent_id,
@@ -777,7 +786,7 @@ class ConsentService:
                             "consent.expired",
                             "update",
                             actor,
-                            ("consent_subject", row.consent_id),
+                            (SUBJECT_TARGET, row.consent_id),
                             legal_basis="consent",
                             fields={
                                 "consent_event_id": event_id,
@@ -849,10 +858,13 @@ class ConsentService:
     def is_allowed(self, org_id: str, subject: str, purpose: str) -> bool:
         """Whether `purpose` may run for consent id `subject` now. Unknown purpose: 422 (InvalidInput).
 
-        A cache hit is a dict lookup and two comparisons; a miss reads one row.
+        A cache hit is two dict lookups and three comparisons; a miss reads one row.
         """
+        moment = self._time()
+        if self._followed_until.get(org_id, 0.0) <= moment:
+            self._follow(org_id)
         entry = self._checks.get((org_id, subject))
-        if entry is None or entry[0] <= self._time():
+        if entry is None or entry[0] <= moment:
             entry = self._load_check(org_id, subject)
         state = entry[1].get(purpose)
         if state is None:
@@ -861,8 +873,11 @@ class ConsentService:
 
     def check(self, org_id: str, subject: str, purpose: str, field: str = "purpose") -> CheckOut:
         """is_allowed with the purpose's state and the choice's expiry, from the same cache."""
+        moment = self._time()
+        if self._followed_until.get(org_id, 0.0) <= moment:
+            self._follow(org_id)
         entry = self._checks.get((org_id, subject))
-        if entry is None or entry[0] <= self._time():
+        if entry is None or entry[0] <= moment:
             entry = self._load_check(org_id, subject)
         state = entry[1].get(purpose)
         if state is None:
@@ -885,7 +900,7 @@ class ConsentService:
         now = self.clock()
         moment = self._time()
         purposes = site.notice.purposes if site.notice is not None else ()
-        valid_until = moment + self.cache_seconds
+        valid_until = math.inf  # until the choice expires; changes elsewhere arrive through _follow
         expires_at = None
         states: Mapping[str, str] | None = None
         if row is not None and site.notice is not None:
@@ -907,6 +922,19 @@ class ConsentService:
                 self._checks.clear()
             self._checks[(org_id, subject)] = entry
         return entry
+
+    def _follow(self, org_id: str) -> None:
+        """Drop the entries that changes sealed since the last look made stale; look again later."""
+        size, targets = self.ledger.changes_since(org_id, self._followed_size.get(org_id), "consent")
+        if targets:
+            self._epoch += 1
+            if any(target_type != SUBJECT_TARGET for target_type, _ in targets):
+                self._forget_site(org_id)  # a notice version or the settings changed elsewhere
+            else:
+                for _, subject in targets:
+                    self._checks.pop((org_id, subject), None)
+        self._followed_size[org_id] = size
+        self._followed_until[org_id] = self._time() + self.cache_seconds
 
     def _forget(self, org_id: str, consent_id: str) -> None:
         self._epoch += 1
