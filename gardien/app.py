@@ -27,6 +27,8 @@ from gardien.core.settings import Settings
 from gardien.psd2.api import decide_route
 from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
+from gardien.rights.api import router as rights_router
+from gardien.rights.service import RightsService
 
 DESCRIPTION = """Self-hosted GDPR compliance engine.
 
@@ -123,12 +125,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.ledger = ledger
     sca = app.state.sca = ScaAdvisor(runtime, ledger)
     consent = app.state.consent = ConsentService(runtime, ledger)
+    app.state.rights = RightsService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
     app.include_router(psd2_router)
     app.include_router(consent_router)
     app.include_router(banner_router)
+    app.include_router(rights_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

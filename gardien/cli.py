@@ -16,10 +16,12 @@ admin = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
 keys = typer.Typer(help="The keyring: HMAC, signing and encryption keys.", no_args_is_help=True)
 audit = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
 consent = typer.Typer(help="Consent records and notice versions.", no_args_is_help=True)
+requests = typer.Typer(help="Data-subject requests and their deadlines.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 app.add_typer(keys, name="keys")
 app.add_typer(audit, name="audit")
 app.add_typer(consent, name="consent")
+app.add_typer(requests, name="requests")
 
 OrgOption = Annotated[
     str | None,
@@ -418,6 +420,97 @@ def consent_expire(org: OrgOption = None) -> None:
         if expired:
             typer.echo(f"{org_id}: {expired} choices expired")
     typer.echo(f"{total} choices expired in all")
+
+
+def _rights(runtime: Any) -> Any:
+    from gardien.rights.service import RightsService
+
+    return RightsService(runtime, _ledger(runtime))
+
+
+def _one_org(runtime: Any, org: str | None) -> str:
+    ids = _org_ids(runtime, org)
+    if len(ids) != 1:
+        _fail("name the organisation with --org")
+    return ids[0]
+
+
+def _request_line(request: Any) -> str:
+    flags = ("OVERDUE " if request.overdue else "") + ("extended " if request.extended else "")
+    flags += "paused " if request.clock_paused else ""
+    return f"{request.id}  {request.type.value:<13} {request.status.value:<16} due {request.due_on}  {flags}".rstrip()
+
+
+@requests.command("list")
+def requests_list(
+    org: OrgOption = None,
+    status: Annotated[str | None, typer.Option(help="received, identity_pending, in_progress, …")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+) -> None:
+    """The newest requests: id, type, status and deadline (never the person's address)."""
+    from gardien.rights.schemas import Status
+
+    runtime = _runtime()
+    org_id = _one_org(runtime, org)
+    try:
+        wanted = Status(status) if status else None
+    except ValueError:
+        _fail(f"unknown status {status!r}; one of {', '.join(s.value for s in Status)}", 2)
+    for request in _rights(runtime).list_requests(org_id, status=wanted, limit=limit).requests:
+        typer.echo(_request_line(request))
+
+
+@requests.command("show")
+def requests_show(request_id: Annotated[str, typer.Argument(help="the request's id")], org: OrgOption = None) -> None:
+    """One request and its history as JSON (the address masked)."""
+    import json
+
+    from gardien.core.errors import NotFound
+
+    runtime = _runtime()
+    org_id = _one_org(runtime, org)
+    service = _rights(runtime)
+    try:
+        request = service.get(org_id, request_id, reveal=False)
+        history = service.history(org_id, request_id)
+    except NotFound as exc:
+        _fail(exc.detail)
+    document = {"request": request.model_dump(mode="json"), "history": history.model_dump(mode="json")["history"]}
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+@requests.command("due")
+def requests_due(
+    org: OrgOption = None,
+    within: Annotated[int | None, typer.Option(min=0, max=90, help="days; default the organisation's setting")] = None,
+) -> None:
+    """Open requests overdue or due within the window, earliest first."""
+    runtime = _runtime()
+    org_id = _one_org(runtime, org)
+    due = _rights(runtime).due(org_id, within)
+    typer.echo(f"today {due.today}: {len(due.overdue)} overdue, {len(due.due_soon)} due within {due.within_days} days")
+    for request in due.overdue + due.due_soon:
+        typer.echo(_request_line(request))
+
+
+@requests.command("remind")
+def requests_remind(org: OrgOption = None) -> None:
+    """Send the due-soon and overdue lists to each organisation's webhook and reminder addresses; for cron."""
+    from gardien.core.errors import Problem
+
+    runtime = _runtime()
+    service = _rights(runtime)
+    failed = False
+    for org_id in _org_ids(runtime, org):
+        try:
+            sent = service.remind(org_id, CLI_ACTOR)
+        except Problem as exc:
+            typer.secho(f"{org_id}: {exc.detail}", fg=typer.colors.RED, err=True)
+            failed = True
+            continue
+        typer.echo(f"{org_id}: {sent.overdue} overdue, {sent.due_soon} due soon")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # Pages whose examples need nothing but the package (no server, no database).
-SELF_CONTAINED = ["psd2.md"]
+SELF_CONTAINED = ["psd2.md", "rights.md"]
 
 
 def python_blocks(page: str) -> list[str]:

@@ -36,3 +36,18 @@ class Settings(BaseSettings):
     # another replica is seen by `is_allowed` here after at most this long.
     consent_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     group_commit_max: int = 512
+
+    # Outgoing e-mail (identity codes of data-subject requests, deadline reminders). No host: no e-mail.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "gardien@localhost"
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Identity codes of data-subject requests: how long one lives and how many tries it allows.
+    rights_code_minutes: int = Field(default=15, ge=1, le=1440)
+    rights_code_attempts: int = Field(default=5, ge=1, le=20)
+    # How long a process trusts its cached `can_process` answer for a subject (as for consent).
+    rights_cache_seconds: float = Field(default=5.0, ge=0, le=3600)

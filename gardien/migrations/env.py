@@ -5,7 +5,8 @@ from alembic import context
 import gardien.audit.models
 import gardien.consent.models
 import gardien.core.models
-import gardien.psd2.models  # noqa: F401  (registers the tables)
+import gardien.psd2.models
+import gardien.rights.models  # noqa: F401  (registers the tables)
 from gardien.core.db import Base
 
 config = context.config
