@@ -48,6 +48,20 @@ MAX_SEQ = 2**62
 SYSTEM_ACTOR = {"type": "system", "id": "gardien", "display": "Gardien"}
 
 
+def capability_event(
+    module: str, action: str, crud: str, actor: Mapping[str, Any], target: tuple[str, str], **extra: Any
+) -> dict[str, Any]:
+    """The audit event of a change a capability makes to one of its records, `target` = (type, id)."""
+    return {
+        "module": module,
+        "action": action,
+        "crud": crud,
+        "actor": dict(actor),
+        "target": {"type": target[0], "id": target[1]},
+        **extra,
+    }
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 

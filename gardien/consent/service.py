@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 
 from gardien.audit.sealing import PreparedEvent
-from gardien.audit.service import SYSTEM_ACTOR, Ledger
+from gardien.audit.service import SYSTEM_ACTOR, Ledger, capability_event
 from gardien.audit.writer import BatchWork, Work
 from gardien.consent import proof, rules
 from gardien.consent.models import DAILY, EVENTS, NOTICES, SETTINGS, STATES
@@ -183,14 +183,7 @@ class _Pending:
 def audit_event(
     action: str, crud: str, actor: Mapping[str, Any], target: tuple[str, str], **extra: Any
 ) -> dict[str, Any]:
-    return {
-        "module": MODULE,
-        "action": action,
-        "crud": crud,
-        "actor": dict(actor),
-        "target": {"type": target[0], "id": target[1]},
-        **extra,
-    }
+    return capability_event(MODULE, action, crud, actor, target, **extra)
 
 
 def unknown_purpose(purpose: str, field: str = "purpose") -> InvalidInput:

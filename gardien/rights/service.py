@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gardien.audit.sealing import PreparedEvent
-from gardien.audit.service import Ledger
+from gardien.audit.service import Ledger, capability_event
 from gardien.core.clock import utcnow
 from gardien.core.db import is_sqlite
 from gardien.core.errors import Conflict, InvalidInput, NotFound, Problem
@@ -899,14 +899,7 @@ def _identity_awaited(row: Row[Any]) -> None:
 
 
 def _audit(action: str, crud: str, actor: Mapping[str, Any], target: tuple[str, str], **extra: Any) -> dict[str, Any]:
-    return {
-        "module": MODULE,
-        "action": action,
-        "crud": crud,
-        "actor": dict(actor),
-        "target": {"type": target[0], "id": target[1]},
-        **{k: v for k, v in extra.items() if v is not None},
-    }
+    return capability_event(MODULE, action, crud, actor, target, **extra)
 
 
 def _settings_out(org: Org) -> SettingsOut:
