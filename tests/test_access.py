@@ -7,6 +7,7 @@ route the application actually serves: an endpoint added without a matrix entry 
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,8 +26,12 @@ from gardien.audit.models import EVENTS
 from gardien.core import service
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
+from gardien.rights.mail import Mailer
+from gardien.rights.schemas import RequestIn, RequestType
+from gardien.rights.service import RightsService
 from tests.conftest import auth, make_key, sample_event
 from tests.consent_samples import sample_notice
+from tests.smtp_server import Inbox, body_of, smtp_fixture  # noqa: F401  (the SMTP server fixture)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -43,6 +48,11 @@ CONSENT_CONFIG_READERS = frozenset({ADMIN, DPO, OPERATOR, AUDITOR})
 CONSENT_CONFIG_WRITERS = frozenset({ADMIN, DPO})
 CONSENT_RECORDERS = frozenset({ADMIN, OPERATOR, SERVICE})
 CONSENT_WITHDRAWERS = frozenset({ADMIN, DPO, OPERATOR, SERVICE})
+RIGHTS_READERS = frozenset({ADMIN, DPO, OPERATOR, AUDITOR})
+RIGHTS_MANAGERS = frozenset({ADMIN, DPO})
+RIGHTS_CREATORS = frozenset({ADMIN, DPO, SERVICE})
+RIGHTS_CHECKERS = frozenset({ADMIN, DPO, OPERATOR, SERVICE})
+REQUEST = "/api/v1/requests/{request_id}"
 PUBLIC = None  # no key needed at all
 CONSENT_PUBLIC = "/api/v1/consent/public/{site_key}"
 
@@ -99,6 +109,21 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/consent/check"): CONSENT_RECORDERS,
     ("POST", "/api/v1/consent/check"): CONSENT_RECORDERS,
     ("GET", "/api/v1/consent/stats"): CONSENT_CONFIG_READERS,
+    ("POST", "/api/v1/requests"): RIGHTS_CREATORS,
+    ("GET", "/api/v1/requests"): RIGHTS_READERS,
+    ("GET", "/api/v1/requests/due"): RIGHTS_READERS,
+    ("GET", "/api/v1/requests/settings"): RIGHTS_READERS,
+    ("PUT", "/api/v1/requests/settings"): RIGHTS_MANAGERS,
+    ("GET", REQUEST): EVERY_ROLE,
+    ("GET", f"{REQUEST}/history"): RIGHTS_READERS,
+    ("POST", f"{REQUEST}/transitions"): RIGHTS_CREATORS,
+    ("POST", f"{REQUEST}/extend"): RIGHTS_MANAGERS,
+    ("POST", f"{REQUEST}/identity/code"): RIGHTS_CREATORS,
+    ("POST", f"{REQUEST}/identity/verify"): RIGHTS_CREATORS,
+    ("POST", f"{REQUEST}/identity/operator"): RIGHTS_MANAGERS,
+    ("GET", "/api/v1/restrictions"): RIGHTS_READERS,
+    ("POST", "/api/v1/restrictions/{block_id}/lift"): RIGHTS_MANAGERS,
+    ("GET", "/api/v1/can-process"): RIGHTS_CHECKERS,
     ("GET", f"{CONSENT_PUBLIC}/notice"): PUBLIC,
     ("OPTIONS", f"{CONSENT_PUBLIC}/notice"): PUBLIC,
     ("POST", f"{CONSENT_PUBLIC}/choices"): PUBLIC,
@@ -106,6 +131,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", f"{CONSENT_PUBLIC}/choices/{{consent_id}}"): PUBLIC,
     ("OPTIONS", f"{CONSENT_PUBLIC}/choices/{{consent_id}}"): PUBLIC,
 }
+RIGHTS_ACTOR = {"type": "test", "id": "access-matrix"}
 SCA_PAYMENT = {"amount": "42.00", "channel": "remote", "instrument": "card", "payer": "p-1", "payee": "shop"}
 
 
@@ -166,11 +192,40 @@ class World:
     notice_sha256: str
     consent_id: str
     user_id: str
+    rights: RightsService
+    inbox: Inbox
+    request_id: str
+
+    def fresh_request(self, **body: Any) -> str:
+        """A new data-subject request: changing routes need one each, as their changes are one-way."""
+        body.setdefault("type", "access")
+        body.setdefault("email", f"m-{uuid.uuid4().hex[:8]}@example.org")
+        return self.rights.create(self.org, RequestIn.model_validate(body), RIGHTS_ACTOR, "service").id
+
+    def _rights_path(self, method: str, path: str, bodies: dict[tuple[str, str], Any]) -> str:
+        request_id = self.fresh_request() if method == "POST" else self.request_id
+        if path.endswith("/identity/verify"):
+            address = self.rights.get(self.org, request_id, reveal=True).email
+            self.rights.send_code(self.org, request_id, RIGHTS_ACTOR)
+            code = re.search(r"\b(\d{6})\b", body_of(self.inbox.to(address)[-1]))
+            assert code is not None
+            bodies[(method, path)] = {"code": code.group(1)}
+        if "{block_id}" in path:
+            restricted = self.fresh_request(type="restriction", subject_id=f"c-{uuid.uuid4().hex[:6]}")
+            self.rights.verify_by_operator(self.org, restricted, "matrix", RIGHTS_ACTOR)
+            block = self.rights.blocks(self.org, self.rights.identities(self.org, restricted).email).blocks[0]
+            return path.replace("{block_id}", block.id)
+        return path.replace("{request_id}", request_id)
 
     def request(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
         """A valid request for a route: the URL with its path filled in, and its parameters/body."""
         kwargs: dict[str, Any] = {}
-        url = path.replace("{event_id}", self.event_id).replace("{export_id}", self.export_id)
+        bodies: dict[tuple[str, str], Any] = {}
+        if "{request_id}" in path or "{block_id}" in path:
+            path_filled = self._rights_path(method, path, bodies)
+        else:
+            path_filled = path
+        url = path_filled.replace("{event_id}", self.event_id).replace("{export_id}", self.export_id)
         url = url.replace("{size}", str(self.new_size))
         url = url.replace("{decision_id}", self.decision_id).replace("{challenge_id}", self.challenge_id)
         url = url.replace("{quarter}", "2026-Q3").replace("{instrument}", "card").replace("{payer}", "p-1")
@@ -178,7 +233,13 @@ class World:
         url = url.replace("{version}", "1").replace("{user_id}", self.user_id)
         if "{key_id}" in url:
             url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
-        bodies: dict[tuple[str, str], Any] = {
+        bodies |= {
+            ("POST", "/api/v1/requests"): {"type": "erasure", "email": "matrix@example.org"},
+            ("PUT", "/api/v1/requests/settings"): {"due_soon_days": 7},
+            ("POST", f"{REQUEST}/transitions"): {"to": "cancelled", "reason": "matrix"},
+            ("POST", f"{REQUEST}/extend"): {"reason": "matrix"},
+            ("POST", f"{REQUEST}/identity/operator"): {"reason": "matrix"},
+            ("POST", "/api/v1/restrictions/{block_id}/lift"): {"reason": "matrix"},
             ("POST", "/api/v1/keys"): {"name": "matrix", "role": "auditor"},
             ("POST", "/api/v1/audit/events"): sample_event(),
             ("POST", "/api/v1/audit/events/batch"): {"events": [sample_event(), sample_event(action="artist.read")]},
@@ -202,6 +263,8 @@ class World:
             ("GET", "/api/v1/audit/proofs/inclusion"): {"seq": 0, "size": self.new_size},
             ("GET", "/api/v1/audit/proofs/consistency"): {"old": self.old_size, "new": self.new_size},
             ("GET", "/api/v1/consent/check"): {"subject": self.consent_id, "purpose": "analytics"},
+            ("GET", "/api/v1/restrictions"): {"subject": "c-1"},
+            ("GET", "/api/v1/can-process"): {"subject": "c-1", "purpose": "analytics"},
         }
         if (method, path) in bodies:
             kwargs["json"] = bodies[(method, path)]
@@ -211,7 +274,7 @@ class World:
 
 
 @pytest.fixture
-def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClient) -> World:
+def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClient, smtp: Inbox) -> World:
     batch = client.post(
         "/api/v1/audit/events/batch",
         json={"events": [sample_event(), sample_event(action="artist.create", crud="create")]},
@@ -239,6 +302,8 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         "/api/v1/consent/records", json={"method": "accept_all", "user_id": "u-7"}, headers=auth(tokens[SERVICE])
     )
     assert choice.status_code == 201, choice.text
+    rights: RightsService = client.app.state.rights  # type: ignore[attr-defined]
+    rights.mailer = Mailer(smtp.settings(runtime.settings))
     return World(
         runtime=runtime,
         org=org,
@@ -253,6 +318,11 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         notice_sha256=notice.json()["sha256"],
         consent_id=choice.json()["consent_id"],
         user_id="u-7",
+        rights=rights,
+        inbox=smtp,
+        request_id=rights.create(
+            org, RequestIn(type=RequestType.ACCESS, email="matrix@example.org"), RIGHTS_ACTOR, "service"
+        ).id,
     )
 
 
