@@ -5,7 +5,8 @@
 Figures go to stdout and to bench-results/<timestamp>.jsonl; progress goes to stderr. Groups:
 append_batch (fig. 1), http_append (fig. 2), verify (fig. 3), export (fig. 4), inclusion_proof
 (fig. 5), sca (the PSD2 SCA advisor's decision, in process and over HTTP at a fixed rate), consent
-(the in-process consent check and recording a choice over HTTP at a fixed rate). Verify,
+(the in-process consent check and recording a choice over HTTP at a fixed rate), rights (the
+in-process restriction and objection check). Verify,
 export and inclusion_proof share one large ledger per engine. See docs/benchmarks.md.
 """
 
@@ -23,7 +24,7 @@ from types import FrameType
 
 from benchmarks.common import DEFAULT_POSTGRES_URL, ROOT, Config, EngineEnv, Reporter, log
 
-GROUPS = ("append_batch", "http_append", "sca", "consent", "verify", "inclusion_proof", "export")
+GROUPS = ("append_batch", "http_append", "sca", "consent", "rights", "verify", "inclusion_proof", "export")
 LARGE_GROUPS = ("verify", "inclusion_proof", "export")  # in this order, on one shared ledger
 ENGINES = ("sqlite", "postgresql")
 
@@ -96,7 +97,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 
 def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Reporter) -> None:
-    from benchmarks import append, consent, export, http_append, ledger, proofs, sca, verify
+    from benchmarks import append, consent, export, http_append, ledger, proofs, rights, sca, verify
 
     env = EngineEnv(engine, args.postgres_url)
     try:
@@ -116,6 +117,8 @@ def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Rep
             sca.run(env, cfg, reporter)
         if "consent" in args.groups:
             consent.run(env, cfg, reporter)
+        if "rights" in args.groups:
+            rights.run(env, cfg, reporter)
         large_groups = [g for g in LARGE_GROUPS if g in args.groups]
         if not large_groups:
             return

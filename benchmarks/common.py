@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -406,6 +406,68 @@ def guarded(reporter: Reporter, bench: str, engine: str) -> Iterator[None]:
 
         traceback.print_exc(file=sys.stderr)
         reporter.error(bench=bench, engine=engine, error=f"{type(exc).__name__}: {exc}"[:2000])
+
+
+@dataclass(frozen=True)
+class CheckTimings:
+    checks: int
+    elapsed: float
+    allowed: int
+    base_checks: int
+    base_elapsed: float
+    base_allowed: int
+
+
+def time_check(
+    check: Callable[[str, str, str], bool],
+    org: str,
+    pairs: Sequence[tuple[str, str]],
+    checks: int,
+    query_per_check: Callable[[Sequence[tuple[str, str]]], tuple[float, int]],
+    base_checks: int = 20_000,
+) -> CheckTimings:
+    """`checks` calls of an in-process check cycling over `pairs`, after one untimed pass that fills
+    its cache; then the baseline, which returns (seconds, answers true), over the first pairs."""
+    for subject, purpose in pairs:
+        check(org, subject, purpose)
+    allowed = 0
+    started = time.perf_counter()
+    for i in range(checks):
+        subject, purpose = pairs[i % len(pairs)]
+        allowed += check(org, subject, purpose)
+    elapsed = time.perf_counter() - started
+    base_elapsed, base_allowed = query_per_check(pairs[:base_checks])
+    return CheckTimings(checks, elapsed, allowed, base_checks, base_elapsed, base_allowed)
+
+
+@dataclass(frozen=True)
+class CheckFigure:
+    """An in-process check's rate against a query-per-check baseline on the same mix."""
+
+    bench: str
+    target: Target
+    baseline: str
+    timed: str
+
+    def emit(self, reporter: Reporter, engine: str, cfg: Config, timings: CheckTimings, **context: Any) -> None:
+        rate = timings.checks / timings.elapsed
+        base_rate = timings.base_checks / timings.base_elapsed
+        log(f"{engine}: {self.bench} {rate:,.0f} checks/s; baseline {base_rate:,.0f} checks/s")
+        reporter.emit(
+            bench=self.bench,
+            engine=engine,
+            value=rate,
+            unit="checks/s",
+            target=self.target,
+            baseline=Baseline(self.baseline, base_rate, "checks/s"),
+            n=timings.checks,
+            **context,
+            allowed_percent=rounded(100 * timings.allowed / timings.checks, 3),
+            baseline_allowed_percent=rounded(100 * timings.base_allowed / timings.base_checks, 3),
+            baseline_n=timings.base_checks,
+            timed=self.timed,
+            **cfg.as_context(),
+        )
 
 
 def open_runtime(scratch: Scratch, **overrides: Any) -> Any:

@@ -33,6 +33,7 @@ from typing import Any
 from benchmarks import http_append, workload
 from benchmarks.common import (
     Baseline,
+    CheckFigure,
     Config,
     EngineEnv,
     Reporter,
@@ -42,7 +43,7 @@ from benchmarks.common import (
     log,
     new_org,
     open_runtime,
-    rounded,
+    time_check,
 )
 
 CHECK_TARGET = Target(">=", 200_000)
@@ -53,6 +54,13 @@ IN_PROCESS_SUBJECTS = 5_000
 CHECK_BASELINE = "a query per check, no cache: SELECT of the subject's consent_states row, states parsed in Python"
 SEED_BASELINE = "seed: four booleans and a date upserted per choice, same FastAPI validation, one COMMIT"
 ACTOR = {"type": "service", "id": "bench"}
+
+FIGURE = CheckFigure(
+    bench="consent_is_allowed",
+    target=CHECK_TARGET,
+    baseline=CHECK_BASELINE,
+    timed="ConsentService.is_allowed(org, subject, purpose), cache warm (cache TTL per settings)",
+)
 
 
 def run(env: EngineEnv, cfg: Config, reporter: Reporter) -> None:
@@ -91,38 +99,13 @@ def _in_process(env: EngineEnv, cfg: Config, reporter: Reporter) -> None:
             rng = random.Random(cfg.seed)
             purposes = workload.CONSENT_PURPOSES
             pairs = [(rng.choice(subjects), rng.choice(purposes)) for _ in range(50_000)]
-            for subject, purpose in pairs:  # untimed: fills the cache
-                service.is_allowed(org, subject, purpose)
             log(f"{env.engine}: consent: timing {checks:,} checks, then the query-per-check baseline")
-            allowed = 0
-            started = time.perf_counter()
-            for i in range(checks):
-                subject, purpose = pairs[i % len(pairs)]
-                allowed += service.is_allowed(org, subject, purpose)
-            elapsed = time.perf_counter() - started
-            base_checks = 20_000
-            base_elapsed, base_allowed = _query_per_check(runtime, org, pairs[:base_checks])
+            timings = time_check(
+                service.is_allowed, org, pairs, checks, lambda sample: _query_per_check(runtime, org, sample)
+            )
         finally:
             runtime.close()
-    rate = checks / elapsed
-    base_rate = base_checks / base_elapsed
-    log(f"{env.engine}: consent: is_allowed {rate:,.0f} checks/s; baseline {base_rate:,.0f} checks/s")
-    reporter.emit(
-        bench="consent_is_allowed",
-        engine=env.engine,
-        value=rate,
-        unit="checks/s",
-        target=CHECK_TARGET,
-        baseline=Baseline(CHECK_BASELINE, base_rate, "checks/s"),
-        n=checks,
-        subjects=IN_PROCESS_SUBJECTS,
-        distinct_pairs=len(pairs),
-        allowed_percent=rounded(100 * allowed / checks, 3),
-        baseline_allowed_percent=rounded(100 * base_allowed / base_checks, 3),
-        baseline_n=base_checks,
-        timed="ConsentService.is_allowed(org, subject, purpose), cache warm (cache TTL per settings)",
-        **cfg.as_context(),
-    )
+    FIGURE.emit(reporter, env.engine, cfg, timings, subjects=IN_PROCESS_SUBJECTS, distinct_pairs=len(pairs))
 
 
 async def _record_all(service: Any, org: str, bodies: list[Any]) -> None:
