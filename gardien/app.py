@@ -24,6 +24,8 @@ from gardien.core.errors import PROBLEM_BASE, PROBLEM_JSON, install_error_handle
 from gardien.core.fastlane import FastLane
 from gardien.core.runtime import Runtime
 from gardien.core.settings import Settings
+from gardien.datamap.api import router as datamap_router
+from gardien.datamap.service import DatamapService
 from gardien.psd2.api import decide_route
 from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
@@ -115,6 +117,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             yield
         finally:
             ledger.stop()
+            datamaps.close()
             if own_runtime:
                 runtime.close()
 
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     sca = app.state.sca = ScaAdvisor(runtime, ledger)
     consent = app.state.consent = ConsentService(runtime, ledger)
     app.state.rights = RightsService(runtime, ledger)
+    datamaps = app.state.datamaps = DatamapService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
@@ -133,6 +137,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(consent_router)
     app.include_router(banner_router)
     app.include_router(rights_router)
+    app.include_router(datamap_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

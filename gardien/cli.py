@@ -17,11 +17,13 @@ keys = typer.Typer(help="The keyring: HMAC, signing and encryption keys.", no_ar
 audit = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
 consent = typer.Typer(help="Consent records and notice versions.", no_args_is_help=True)
 requests = typer.Typer(help="Data-subject requests and their deadlines.", no_args_is_help=True)
+datamap = typer.Typer(help="The map of the host application's databases, and its engine.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 app.add_typer(keys, name="keys")
 app.add_typer(audit, name="audit")
 app.add_typer(consent, name="consent")
 app.add_typer(requests, name="requests")
+app.add_typer(datamap, name="datamap")
 
 OrgOption = Annotated[
     str | None,
@@ -428,6 +430,64 @@ def _rights(runtime: Any) -> Any:
     return RightsService(runtime, _ledger(runtime))
 
 
+@datamap.command("scaffold")
+def datamap_scaffold(
+    url: Annotated[
+        str, typer.Argument(help="SQLAlchemy URL of the host database (sqlite:///…, postgresql://…, mysql://…)")
+    ],
+    key: Annotated[str, typer.Option(help="the dataset's fides_key")] = "app",
+    schema: Annotated[str | None, typer.Option(help="PostgreSQL schema to read; default: the default one")] = None,
+    sample: Annotated[
+        int, typer.Option(min=0, max=1000, help="values sampled per text column to guess categories")
+    ] = 20,
+    url_env: Annotated[
+        str | None, typer.Option(help="write `url_env: NAME` instead of the URL, which may hold a password")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="write the draft here instead of standard output")] = None,
+) -> None:
+    """Draft a data map from a live database: tables, keys, references and guessed categories, to review."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gardien.datamap.scaffold import scaffold
+
+    try:
+        draft = scaffold(url, key=key, schema=schema, sample=sample, url_env=url_env)
+    except SQLAlchemyError as exc:
+        _fail(f"cannot read {url}: {str(exc).splitlines()[0]}")
+    if out is None:
+        typer.echo(draft, nl=False)
+    else:
+        out.write_text(draft, encoding="utf-8")
+        typer.echo(f"draft written to {out}: review every data category, then `gardien datamap validate {out}`")
+
+
+@datamap.command("validate")
+def datamap_validate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the map (YAML)")],
+    live: Annotated[bool, typer.Option(help="also check tables, columns and keys in the live databases")] = True,
+) -> None:
+    """Report every problem of a map, each with its path; exit 1 if there is any."""
+    from gardien.datamap.hosts import HostStores, validate_live
+    from gardien.datamap.mapfile import MapInvalid, load_map
+
+    try:
+        datamap_ = load_map(file.read_text(encoding="utf-8"))
+        issues = []
+        if live:
+            stores = HostStores(datamap_)
+            try:
+                issues = validate_live(stores)
+            finally:
+                stores.close()
+    except MapInvalid as exc:
+        issues = exc.issues
+    for issue in issues:
+        typer.echo(f"{issue.path}: {issue.message}")
+    if issues:
+        _fail(f"{len(issues)} problem{'s' if len(issues) > 1 else ''} in {file}")
+    typer.echo(f"{file}: valid ({len(datamap_.tables)} tables, identities: {', '.join(sorted(datamap_.identities))})")
+
+
 def _one_org(runtime: Any, org: str | None) -> str:
     ids = _org_ids(runtime, org)
     if len(ids) != 1:
@@ -511,6 +571,100 @@ def requests_remind(org: OrgOption = None) -> None:
         typer.echo(f"{org_id}: {sent.overdue} overdue, {sent.due_soon} due soon")
     if failed:
         raise typer.Exit(1)
+
+
+def _datamaps(runtime: Any) -> Any:
+    from gardien.datamap.service import DatamapService
+
+    return DatamapService(runtime, _ledger(runtime))
+
+
+@datamap.command("register")
+def datamap_register(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the map (YAML)")],
+    key: Annotated[str, typer.Option(help="the map's key in Gardien", min=1)],
+    org: OrgOption = None,
+) -> None:
+    """Register the map as a new version (the same file again changes nothing)."""
+    from gardien.core.errors import Problem
+
+    runtime = _runtime()
+    try:
+        out = _datamaps(runtime).register(_one_org(runtime, org), key, file.read_text(encoding="utf-8"), CLI_ACTOR)
+    except Problem as exc:
+        for error in exc.extra.get("errors", []):
+            typer.echo(f"{error['field']}: {error['message']}")
+        _fail(exc.detail)
+    typer.echo(f"{key}: version {out.version} ({len(out.tables)} tables)")
+
+
+def _identities(pairs: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for pair in pairs:
+        kind, sep, value = pair.partition("=")
+        if not sep or not kind or not value:
+            _fail(f"--identity takes TYPE=VALUE, e.g. email=ana@example.org; got {pair!r}", 2)
+        found.setdefault(kind, []).append(value)
+    return found
+
+
+IdentityOption = Annotated[list[str], typer.Option("--identity", help="TYPE=VALUE, verified (repeatable)")]
+
+
+@datamap.command("access")
+def datamap_access(
+    key: Annotated[str, typer.Argument(help="the registered map")],
+    out: Annotated[Path, typer.Option(help="the ZIP to write")],
+    identity: IdentityOption,
+    org: OrgOption = None,
+) -> None:
+    """Write one person's access package (data.json, one CSV per table, README in fr/nl/en)."""
+    from gardien.core.errors import Problem
+
+    runtime = _runtime()
+    try:
+        with out.open("wb") as sink:
+            summary = _datamaps(runtime).access(
+                _one_org(runtime, org), key, _identities(identity), sink, actor=CLI_ACTOR
+            )
+    except Problem as exc:
+        out.unlink(missing_ok=True)
+        _fail(exc.detail)
+    typer.echo(f"{out}: {sum(summary.counts.values())} rows from {len(summary.counts)} tables")
+
+
+@datamap.command("can-erase")
+def datamap_can_erase(key: Annotated[str, typer.Argument()], identity: IdentityOption, org: OrgOption = None) -> None:
+    """The legal holds that keep some of the person's rows; exit 1 if any."""
+    from gardien.core.errors import Problem
+
+    runtime = _runtime()
+    try:
+        check = _datamaps(runtime).can_erase(_one_org(runtime, org), key, _identities(identity))
+    except Problem as exc:
+        _fail(exc.detail)
+    typer.echo(check.model_dump_json(indent=2))
+    raise typer.Exit(0 if check.erasable else 1)
+
+
+@datamap.command("erase")
+def datamap_erase(
+    key: Annotated[str, typer.Argument()],
+    identity: IdentityOption = [],  # noqa: B006 (typer reads the default, never mutates it)
+    run: Annotated[str | None, typer.Option(help="resume this erasure run instead of starting one")] = None,
+    org: OrgOption = None,
+) -> None:
+    """Erase the person (held rows are anonymised, never deleted); --run resumes a partial run."""
+    from gardien.core.errors import Problem
+
+    runtime = _runtime()
+    service = _datamaps(runtime)
+    try:
+        result = service.erase(_one_org(runtime, org), key, _identities(identity), actor=CLI_ACTOR, run_id=run)
+    except Problem as exc:
+        resume = exc.extra.get("run_id")
+        _fail(exc.detail + (f" (resume with --run {resume})" if resume else ""))
+    typer.echo(result.model_dump_json(indent=2))
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from alembic import context
 import gardien.audit.models
 import gardien.consent.models
 import gardien.core.models
+import gardien.datamap.models
 import gardien.psd2.models
 import gardien.rights.models  # noqa: F401  (registers the tables)
 from gardien.core.db import Base
