@@ -6,7 +6,8 @@ Figures go to stdout and to bench-results/<timestamp>.jsonl; progress goes to st
 append_batch (fig. 1), http_append (fig. 2), verify (fig. 3), export (fig. 4), inclusion_proof
 (fig. 5), sca (the PSD2 SCA advisor's decision, in process and over HTTP at a fixed rate), consent
 (the in-process consent check and recording a choice over HTTP at a fixed rate), rights (the
-in-process restriction and objection check). Verify,
+in-process restriction and objection check), dsr (access and erasure of one person on a generated
+host database, against a naive script). Verify,
 export and inclusion_proof share one large ledger per engine. See docs/benchmarks.md.
 """
 
@@ -24,7 +25,7 @@ from types import FrameType
 
 from benchmarks.common import DEFAULT_POSTGRES_URL, ROOT, Config, EngineEnv, Reporter, log
 
-GROUPS = ("append_batch", "http_append", "sca", "consent", "rights", "verify", "inclusion_proof", "export")
+GROUPS = ("append_batch", "http_append", "sca", "consent", "rights", "dsr", "verify", "inclusion_proof", "export")
 LARGE_GROUPS = ("verify", "inclusion_proof", "export")  # in this order, on one shared ledger
 ENGINES = ("sqlite", "postgresql")
 
@@ -60,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sca-requests", type=int, default=20_000, help="SCA decisions timed in process")
     parser.add_argument(
         "--sca-rate", type=float, default=500.0, help="open-loop requests/s of the SCA HTTP figure (default 500)"
+    )
+    parser.add_argument(
+        "--dsr-customers", type=int, help="customers in the dsr group's host database (default 100,000; quick 20,000)"
     )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench-results")
@@ -97,7 +101,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 
 def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Reporter) -> None:
-    from benchmarks import append, consent, export, http_append, ledger, proofs, rights, sca, verify
+    from benchmarks import append, consent, dsr, export, http_append, ledger, proofs, rights, sca, verify
 
     env = EngineEnv(engine, args.postgres_url)
     try:
@@ -119,6 +123,8 @@ def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Rep
             consent.run(env, cfg, reporter)
         if "rights" in args.groups:
             rights.run(env, cfg, reporter)
+        if "dsr" in args.groups:
+            dsr.run(env, cfg, reporter, args.dsr_customers or (20_000 if cfg.quick else 100_000))
         large_groups = [g for g in LARGE_GROUPS if g in args.groups]
         if not large_groups:
             return

@@ -53,6 +53,9 @@ RIGHTS_MANAGERS = frozenset({ADMIN, DPO})
 RIGHTS_CREATORS = frozenset({ADMIN, DPO, SERVICE})
 RIGHTS_CHECKERS = frozenset({ADMIN, DPO, OPERATOR, SERVICE})
 REQUEST = "/api/v1/requests/{request_id}"
+DATAMAP_WRITERS = frozenset({ADMIN, DPO})
+DATAMAP_READERS = frozenset({ADMIN, DPO, OPERATOR, AUDITOR})
+DATAMAP_VALIDATORS = frozenset({ADMIN, DPO, OPERATOR})
 PUBLIC = None  # no key needed at all
 CONSENT_PUBLIC = "/api/v1/consent/public/{site_key}"
 
@@ -130,8 +133,25 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("OPTIONS", f"{CONSENT_PUBLIC}/choices"): PUBLIC,
     ("GET", f"{CONSENT_PUBLIC}/choices/{{consent_id}}"): PUBLIC,
     ("OPTIONS", f"{CONSENT_PUBLIC}/choices/{{consent_id}}"): PUBLIC,
+    ("PUT", "/api/v1/datamaps/{key}"): DATAMAP_WRITERS,
+    ("GET", "/api/v1/datamaps"): DATAMAP_READERS,
+    ("GET", "/api/v1/datamaps/{key}"): DATAMAP_READERS,
+    ("POST", "/api/v1/datamaps/{key}/validate"): DATAMAP_VALIDATORS,
 }
 RIGHTS_ACTOR = {"type": "test", "id": "access-matrix"}
+# The smallest valid map; its store is an empty in-memory database, so validation reports problems.
+DATAMAP = """
+dataset:
+  - fides_key: app
+    collections:
+      - name: users
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - {name: email, data_categories: [user.contact.email], fides_meta: {identity: email}}
+gardien:
+  stores:
+    app: {url: "sqlite:///:memory:"}
+"""
 SCA_PAYMENT = {"amount": "42.00", "channel": "remote", "instrument": "card", "payer": "p-1", "payee": "shop"}
 
 
@@ -230,7 +250,7 @@ class World:
         url = url.replace("{decision_id}", self.decision_id).replace("{challenge_id}", self.challenge_id)
         url = url.replace("{quarter}", "2026-Q3").replace("{instrument}", "card").replace("{payer}", "p-1")
         url = url.replace("{site_key}", self.site_key).replace("{consent_id}", self.consent_id)
-        url = url.replace("{version}", "1").replace("{user_id}", self.user_id)
+        url = url.replace("{version}", "1").replace("{user_id}", self.user_id).replace("{key}", "app")
         if "{key_id}" in url:
             url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
         bodies |= {
@@ -257,6 +277,7 @@ class World:
             ("POST", "/api/v1/consent/subjects/{consent_id}/withdraw"): {},
             ("POST", "/api/v1/consent/check"): {"checks": [{"subject": self.consent_id, "purpose": "analytics"}]},
             ("POST", f"{CONSENT_PUBLIC}/choices"): {"method": "reject_all", "notice_sha256": self.notice_sha256},
+            ("PUT", "/api/v1/datamaps/{key}"): {"document": DATAMAP},
         }
         params: dict[tuple[str, str], Any] = {
             ("GET", "/api/v1/audit/events"): {"module": "bookings", "limit": 2},
@@ -304,6 +325,8 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
     assert choice.status_code == 201, choice.text
     rights: RightsService = client.app.state.rights  # type: ignore[attr-defined]
     rights.mailer = Mailer(smtp.settings(runtime.settings))
+    datamap = client.put("/api/v1/datamaps/app", json={"document": DATAMAP}, headers=auth(tokens[DPO]))
+    assert datamap.status_code == 200, datamap.text
     return World(
         runtime=runtime,
         org=org,

@@ -70,6 +70,16 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+class _WithMeta(_Lenient):
+    @model_validator(mode="before")
+    @classmethod
+    def _old_meta_name(cls, data: Any) -> Any:
+        """Fides still reads `fidesops_meta`, the member's older name."""
+        if isinstance(data, dict) and "fidesops_meta" in data and "fides_meta" not in data:
+            return {**data, "fides_meta": data["fidesops_meta"]}
+        return data
+
+
 class FidesReference(_Lenient):
     dataset: str = Field(max_length=200)
     field: str = Field(max_length=400)
@@ -88,18 +98,11 @@ class FidesFieldMeta(_Lenient):
     masking_strategy_override: FidesMasking | None = None
 
 
-class FidesField(_Lenient):
+class FidesField(_WithMeta):
     name: str = Field(max_length=128)
     data_categories: list[str] | None = None
     fides_meta: FidesFieldMeta | None = None
     fields: list[Any] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_meta_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "fidesops_meta" in data and "fides_meta" not in data:
-            data = {**data, "fides_meta": data["fidesops_meta"]}
-        return data
 
 
 class FidesCollectionMeta(_Lenient):
@@ -109,18 +112,11 @@ class FidesCollectionMeta(_Lenient):
     masking_strategy_override: FidesMasking | None = None
 
 
-class FidesCollection(_Lenient):
+class FidesCollection(_WithMeta):
     name: str = Field(max_length=128)
     fields: list[FidesField] = Field(default_factory=list)
     fides_meta: FidesCollectionMeta | None = None
     data_categories: list[str] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_meta_name(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "fidesops_meta" in data and "fides_meta" not in data:
-            data = {**data, "fides_meta": data["fidesops_meta"]}
-        return data
 
 
 class FidesDataset(_Lenient):

@@ -11,6 +11,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import IO, Any
 
@@ -45,6 +46,19 @@ from gardien.datamap.schemas import (
 )
 
 MODULE = "datamap"
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Who runs which erasure, for its audit events."""
+
+    org_id: str
+    run_id: str
+    key: str
+    actor: Mapping[str, Any]
+    request_id: str | None
+
+
 Identities = Mapping[str, str | Sequence[str]]
 CATEGORY = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
 
@@ -317,6 +331,7 @@ class DatamapService:
         hmac_key = self._hash_key()
         today = self.clock().date()
         failure: HostStoreError | None = None
+        context = _Run(org_id, run_id, key, actor, request_id)
         # In the map's order; a failing store does not stop the others, the run resumes it later.
         for store in [s for s in dict.fromkeys(t.dataset for t in engine.map.tables.values()) if s in plan]:
             if store in done:
@@ -325,16 +340,24 @@ class DatamapService:
             try:
                 store_counts = engine.erase_store(store, keys, hmac_key, today)
             except HostStoreError as exc:
-                self._store_failed(org_id, run_id, key, store, exc, actor, request_id)
+                self._set_run(context, "datamap.erasure.store", "partial", {"store": store}, error=exc.detail)
                 failure = failure or exc
                 continue
             done.append(store)
             counts.update(store_counts)
-            self._store_done(org_id, run_id, key, store, done, counts, store_counts, actor, request_id)
+            self._set_run(
+                context,
+                "datamap.erasure.store",
+                "partial",
+                {"store": store, "tables": store_counts},
+                done=orjson.dumps(done).decode(),
+                counts=orjson.dumps(counts).decode(),
+                error=None,
+            )
         if failure is not None:
             failure.extra["run_id"] = run_id  # what the caller resumes with
             raise failure
-        self._complete(org_id, run_id, key, counts, actor, request_id)
+        self._set_run(context, "datamap.erasure", "completed", {"tables": counts}, plan="{}")
         return self._erasure_out(self._run(org_id, run_id), holds)
 
     def _hash_key(self) -> HmacKey:
@@ -391,85 +414,26 @@ class DatamapService:
         self.ledger.transact(org_id, work)
         return run_id
 
-    def _set_run(self, org_id: str, run_id: str, event: dict[str, Any], **values: Any) -> None:
-        values["updated_at"] = self.clock()
+    def _set_run(self, run: _Run, action: str, status: str, fields: dict[str, Any], **values: Any) -> None:
+        """The run's new state and its audit event, in one transaction."""
+        values.update(status=status, updated_at=self.clock())
+        failed = values.get("error") is not None
+        event = _event(
+            action,
+            "delete",
+            run.actor,
+            ("erasure", run.run_id),
+            run.request_id,
+            fields={"map": run.key, **fields},
+            **({"outcome": "failure", "reason": str(values["error"])[:2000]} if failed else {}),
+        )
 
         def work(conn: Connection) -> tuple[None, list[PreparedEvent]]:
-            conn.execute(update(ERASURES).where(ERASURES.c.org_id == org_id, ERASURES.c.id == run_id).values(values))
+            where = (ERASURES.c.org_id == run.org_id) & (ERASURES.c.id == run.run_id)
+            conn.execute(update(ERASURES).where(where).values(values))
             return None, [self.ledger.prepare(event)]
 
-        self.ledger.transact(org_id, work)
-
-    def _store_failed(
-        self,
-        org_id: str,
-        run_id: str,
-        key: str,
-        store: str,
-        exc: HostStoreError,
-        actor: Mapping[str, Any],
-        request_id: str | None,
-    ) -> None:
-        event = _event(
-            "datamap.erasure.store",
-            "delete",
-            actor,
-            ("erasure", run_id),
-            request_id,
-            outcome="failure",
-            reason=exc.detail[:2000],
-            fields={"map": key, "store": store},
-        )
-        self._set_run(org_id, run_id, event, status="partial", error=exc.detail)
-
-    def _store_done(
-        self,
-        org_id: str,
-        run_id: str,
-        key: str,
-        store: str,
-        done: list[str],
-        counts: Mapping[str, Any],
-        store_counts: Mapping[str, Any],
-        actor: Mapping[str, Any],
-        request_id: str | None,
-    ) -> None:
-        event = _event(
-            "datamap.erasure.store",
-            "delete",
-            actor,
-            ("erasure", run_id),
-            request_id,
-            fields={"map": key, "store": store, "tables": dict(store_counts)},
-        )
-        self._set_run(
-            org_id,
-            run_id,
-            event,
-            status="partial",
-            done=orjson.dumps(done).decode(),
-            counts=orjson.dumps(counts).decode(),
-            error=None,
-        )
-
-    def _complete(
-        self,
-        org_id: str,
-        run_id: str,
-        key: str,
-        counts: Mapping[str, Any],
-        actor: Mapping[str, Any],
-        request_id: str | None,
-    ) -> None:
-        event = _event(
-            "datamap.erasure",
-            "delete",
-            actor,
-            ("erasure", run_id),
-            request_id,
-            fields={"map": key, "tables": dict(counts)},
-        )
-        self._set_run(org_id, run_id, event, status="completed", plan="{}")
+        self.ledger.transact(run.org_id, work)
 
     @staticmethod
     def _erasure_out(run: Mapping[str, Any], holds: list[HoldOut]) -> ErasureOut:

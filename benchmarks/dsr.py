@@ -1,0 +1,377 @@
+"""Data-subject requests on a generated host database: access p50/p99 and erasure, against a naive script.
+
+The host database (its own SQLite file or PostgreSQL database, apart from Gardien's) is a shop of
+`--dsr-customers` customers over 10 tables: customers, addresses (2 each), orders (4), order_items
+(2 per order, composite key), payments (1 per order), invoices (1 per order, 10-year hold),
+tickets (1), ticket_messages (3 per ticket), logins (4), newsletter (keyed by e-mail). Foreign-key
+columns and e-mails are indexed, as the host application would have them. A subject has 36 rows.
+
+`dsr_access_p50` / `dsr_access_p99`: `DatamapService.access` for random subjects by e-mail, writing
+the ZIP to memory and recording its audit event (the ledger writer not running: one commit each).
+Baseline, same subjects, same database: the hand-written script a team writes today, one SELECT
+per table per identity value (per customer, per order, per ticket), rows dumped to JSON.
+
+`dsr_erasure_p50`: `DatamapService.erase` for other random subjects (walk, plan saved, one
+transaction per store, audit events). Baseline: the same rows erased as Fides does it, one UPDATE
+(or DELETE) per row, in one transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from benchmarks.common import (
+    Baseline,
+    Config,
+    EngineEnv,
+    Reporter,
+    Target,
+    guarded,
+    log,
+    new_org,
+    open_runtime,
+    rounded,
+)
+
+ACCESS_P50 = Target("<=", 50)
+ACCESS_P99 = Target("<=", 200)
+ERASURE_P50 = Target("<=", 200)
+ACTOR = {"type": "service", "id": "bench"}
+NAIVE_ACCESS = "naive script: one SELECT per table per identity value (customer, order, ticket), JSON dump"
+NAIVE_ERASURE = "Fides-style masking: one UPDATE or DELETE per row, one transaction"
+
+MAP = """
+dataset:
+  - fides_key: shop
+    collections:
+      - name: customers
+        fides_meta: {masking_strategy_override: {strategy: delete}}
+        fields:
+          - {name: id, data_categories: [user.unique_id], fides_meta: {primary_key: true}}
+          - {name: email, data_categories: [user.contact.email], fides_meta: {identity: email}}
+          - {name: name, data_categories: [user.name]}
+          - {name: phone, data_categories: [user.contact.phone_number]}
+      - name: addresses
+        fides_meta: {masking_strategy_override: {strategy: delete}}
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - {name: customer_id, fides_meta: {references: [{dataset: shop, field: customers.id, direction: from}]}}
+          - {name: street, data_categories: [user.contact.address.street]}
+          - {name: city, data_categories: [user.contact.address.city]}
+      - name: orders
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - name: customer_id
+            data_categories: [user.unique_id]
+            fides_meta: {references: [{dataset: shop, field: customers.id, direction: from}]}
+          - {name: placed_on, data_categories: [system.operations]}
+          - {name: total, data_categories: [system.operations]}
+      - name: order_items
+        fides_meta: {masking_strategy_override: {strategy: delete}}
+        fields:
+          - name: order_id
+            fides_meta: {primary_key: true, references: [{dataset: shop, field: orders.id, direction: from}]}
+          - {name: line_no, fides_meta: {primary_key: true}}
+          - {name: product, data_categories: [system.operations]}
+      - name: payments
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - {name: order_id, fides_meta: {references: [{dataset: shop, field: orders.id, direction: from}]}}
+          - {name: iban, data_categories: [user.financial.bank_account]}
+      - name: invoices
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - {name: order_id, fides_meta: {references: [{dataset: shop, field: orders.id, direction: from}]}}
+          - {name: billing_name, data_categories: [user.name]}
+          - {name: amount, data_categories: [system.operations]}
+          - {name: issued_on, data_categories: [system.operations]}
+      - name: tickets
+        fides_meta: {masking_strategy_override: {strategy: delete}}
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - {name: customer_id, fides_meta: {references: [{dataset: shop, field: customers.id, direction: from}]}}
+          - {name: subject, data_categories: [user.content]}
+      - name: ticket_messages
+        fides_meta: {masking_strategy_override: {strategy: delete}}
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - {name: ticket_id, fides_meta: {references: [{dataset: shop, field: tickets.id, direction: from}]}}
+          - {name: body, data_categories: [user.content]}
+      - name: logins
+        fides_meta: {masking_strategy_override: {strategy: delete}}
+        fields:
+          - {name: id, fides_meta: {primary_key: true}}
+          - {name: customer_id, fides_meta: {references: [{dataset: shop, field: customers.id, direction: from}]}}
+          - {name: ip, data_categories: [user.device.ip_address]}
+      - name: newsletter
+        fides_meta: {masking_strategy_override: {strategy: delete}}
+        fields:
+          - {name: email, data_categories: [user.contact.email], fides_meta: {identity: email, primary_key: true}}
+          - {name: since, data_categories: [system.operations]}
+gardien:
+  stores:
+    shop: {url: "HOST_URL"}
+  collections:
+    shop.invoices:
+      hold: {reason: "Accounting records", years: 10, since: issued_on}
+      fields:
+        billing_name: {erase: keep_under_hold}
+"""
+# One row per (table, parent): what a naive script walks, and in which order.
+CHILDREN = {
+    "customers": [
+        ("addresses", "customer_id"),
+        ("orders", "customer_id"),
+        ("tickets", "customer_id"),
+        ("logins", "customer_id"),
+    ],
+    "orders": [("order_items", "order_id"), ("payments", "order_id"), ("invoices", "order_id")],
+    "tickets": [("ticket_messages", "ticket_id")],
+}
+
+
+def _schema(metadata: Any) -> None:
+    from sqlalchemy import Column, Date, ForeignKey, Integer, Numeric, String, Table
+
+    def child(name: str, fk: str, parent: str, *columns: Any) -> None:
+        Table(
+            name,
+            metadata,
+            Column("id", Integer, primary_key=True, autoincrement=False),
+            Column(fk, Integer, ForeignKey(f"{parent}.id"), index=True),
+            *columns,
+        )
+
+    Table(
+        "customers",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("email", String(200), nullable=False, unique=True),
+        Column("name", String(200)),
+        Column("phone", String(40)),
+    )
+    child("addresses", "customer_id", "customers", Column("street", String(200)), Column("city", String(100)))
+    child("orders", "customer_id", "customers", Column("placed_on", Date), Column("total", Numeric(10, 2)))
+    Table(
+        "order_items",
+        metadata,
+        Column("order_id", Integer, ForeignKey("orders.id"), primary_key=True, autoincrement=False),
+        Column("line_no", Integer, primary_key=True, autoincrement=False),
+        Column("product", String(100)),
+    )
+    child("payments", "order_id", "orders", Column("iban", String(40)))
+    child(
+        "invoices",
+        "order_id",
+        "orders",
+        Column("billing_name", String(200)),
+        Column("amount", Numeric(10, 2)),
+        Column("issued_on", Date),
+    )
+    child("tickets", "customer_id", "customers", Column("subject", String(200)))
+    child("ticket_messages", "ticket_id", "tickets", Column("body", String(500)))
+    child("logins", "customer_id", "customers", Column("ip", String(45)))
+    Table("newsletter", metadata, Column("email", String(200), primary_key=True), Column("since", Date))
+
+
+def generate(engine: Any, customers: int, seed: int) -> int:
+    """Fill the host database; returns the number of rows."""
+    from sqlalchemy import MetaData, insert
+
+    metadata = MetaData()
+    _schema(metadata)
+    metadata.create_all(engine)
+    rng = random.Random(seed)
+    tables = metadata.tables
+    total = 0
+    day0 = date(2016, 1, 1)
+    block = 5_000
+    for start in range(1, customers + 1, block):
+        ids = range(start, min(start + block, customers + 1))
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
+        for c in ids:
+            email = f"c{c}@example.org"
+            rows["customers"].append({"id": c, "email": email, "name": f"Name {c}", "phone": f"+3247{c:07d}"})
+            rows["newsletter"].append({"email": email, "since": day0})
+            for a in range(2):
+                rows["addresses"].append(
+                    {"id": c * 2 + a, "customer_id": c, "street": f"Rue {a} {c}", "city": "Bruxelles"}
+                )
+            for o in range(4):
+                oid = c * 4 + o
+                placed = day0 + timedelta(days=rng.randrange(3650))
+                rows["orders"].append({"id": oid, "customer_id": c, "placed_on": placed, "total": "10.00"})
+                rows["order_items"] += [{"order_id": oid, "line_no": n, "product": "book"} for n in (1, 2)]
+                rows["payments"].append({"id": oid, "order_id": oid, "iban": "BE68539007547034"})
+                rows["invoices"].append(
+                    {"id": oid, "order_id": oid, "billing_name": f"Name {c}", "amount": "10.00", "issued_on": placed}
+                )
+            rows["tickets"].append({"id": c, "customer_id": c, "subject": "Where is my parcel?"})
+            rows["ticket_messages"] += [{"id": c * 3 + m, "ticket_id": c, "body": "Hello"} for m in range(3)]
+            rows["logins"] += [{"id": c * 4 + n, "customer_id": c, "ip": "203.0.113.7"} for n in range(4)]
+        with engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                conn.execute(insert(table), rows[table.name])
+                total += len(rows[table.name])
+    return total
+
+
+def naive_access(engine: Any, email: str) -> bytes:
+    """One SELECT per table per identity value, as a hand-written script does."""
+    from sqlalchemy import text
+
+    found: dict[str, list[dict[str, Any]]] = {}
+    with engine.connect() as conn:
+
+        def take(table: str, column: str, value: Any) -> list[dict[str, Any]]:
+            rows = [
+                dict(r._mapping) for r in conn.execute(text(f"SELECT * FROM {table} WHERE {column} = :v"), {"v": value})
+            ]
+            found.setdefault(table, []).extend(rows)
+            return rows
+
+        take("newsletter", "email", email)
+        for customer in take("customers", "email", email):
+            for child, column in CHILDREN["customers"]:
+                for row in take(child, column, customer["id"]):
+                    for grandchild, fk in CHILDREN.get(child, []):
+                        take(grandchild, fk, row["id"])
+    return json.dumps(found, default=str).encode()
+
+
+def naive_erase(engine: Any, plan: dict[str, list[tuple[Any, ...]]]) -> None:
+    """One statement per row, children first: what Fides' SQL masking does."""
+    from sqlalchemy import text
+
+    order = [
+        "order_items",
+        "payments",
+        "invoices",
+        "ticket_messages",
+        "tickets",
+        "logins",
+        "addresses",
+        "orders",
+        "newsletter",
+        "customers",
+    ]
+    with engine.begin() as conn:
+        for table in order:
+            for key in plan.get(f"shop.{table}", []):
+                if table == "order_items":
+                    conn.execute(
+                        text("DELETE FROM order_items WHERE order_id = :a AND line_no = :b"), {"a": key[0], "b": key[1]}
+                    )
+                elif table == "newsletter":
+                    conn.execute(text("DELETE FROM newsletter WHERE email = :a"), {"a": key[0]})
+                elif table == "orders":
+                    conn.execute(text("UPDATE orders SET customer_id = NULL WHERE id = :a"), {"a": key[0]})
+                elif table in ("payments", "invoices"):
+                    column = "iban" if table == "payments" else "billing_name"
+                    conn.execute(text(f"UPDATE {table} SET {column} = NULL WHERE id = :a"), {"a": key[0]})
+                else:
+                    conn.execute(text(f"DELETE FROM {table} WHERE id = :a"), {"a": key[0]})
+
+
+def _quantiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def run(env: EngineEnv, cfg: Config, reporter: Reporter, customers: int) -> None:
+    with guarded(reporter, "dsr_access_p50", env.engine):
+        _run(env, cfg, reporter, customers)
+
+
+def _run(env: EngineEnv, cfg: Config, reporter: Reporter, customers: int) -> None:
+    from gardien.audit.service import Ledger
+    from gardien.datamap.engine import Engine
+    from gardien.datamap.hosts import open_engine
+    from gardien.datamap.service import DatamapService
+
+    requests = 200 if cfg.quick else 500
+    erasures = 50 if cfg.quick else 100
+    with env.database("dsr-host") as host, env.database("dsr") as scratch:
+        host_engine = open_engine(host.url)
+        started = time.perf_counter()
+        rows = generate(host_engine, customers, cfg.seed)
+        log(f"dsr: host database of {customers:,} customers, {rows:,} rows in {time.perf_counter() - started:.0f} s")
+        runtime = open_runtime(scratch)
+        ledger = Ledger(runtime)
+        service = DatamapService(runtime, ledger)
+        try:
+            org = new_org(runtime, "dsr")
+            service.register(org, "shop", MAP.replace("HOST_URL", host.url), ACTOR)
+            rng = random.Random(cfg.seed)
+            subjects = [f"c{rng.randrange(1, customers + 1)}@example.org" for _ in range(requests)]
+            for email in subjects[:10]:  # warm both: connections, reflection, caches
+                service.access(org, "shop", {"email": email}, io.BytesIO(), actor=ACTOR)
+                naive_access(host_engine, email)
+            ours, theirs = [], []
+            subject_rows = 0
+            for email in subjects:
+                t0 = time.perf_counter()
+                summary = service.access(org, "shop", {"email": email}, io.BytesIO(), actor=ACTOR)
+                t1 = time.perf_counter()
+                naive_access(host_engine, email)
+                t2 = time.perf_counter()
+                ours.append((t1 - t0) * 1000)
+                theirs.append((t2 - t1) * 1000)
+                subject_rows = sum(summary.counts.values())
+            (p50, p99), (b50, b99) = _quantiles(ours), _quantiles(theirs)
+            context = {"customers": customers, "host_rows": rows, "subject_rows": subject_rows, "tables": 10}
+            mean = sum(ours) / len(ours)
+            reporter.emit(
+                bench="dsr_access_p50",
+                engine=env.engine,
+                value=p50,
+                unit="ms",
+                target=ACCESS_P50,
+                baseline=Baseline(NAIVE_ACCESS, b50, "ms"),
+                n=requests,
+                sequential_per_s=rounded(1000 / mean, 1),
+                **context,
+            )
+            reporter.emit(
+                bench="dsr_access_p99",
+                engine=env.engine,
+                value=p99,
+                unit="ms",
+                target=ACCESS_P99,
+                baseline=Baseline(NAIVE_ACCESS, b99, "ms"),
+                n=requests,
+                **context,
+            )
+            victims = rng.sample(range(1, customers + 1), 2 * erasures)
+            walker = Engine(service.hosts(org, "shop")[1])
+            ours, theirs = [], []
+            for n in range(erasures):
+                email = f"c{victims[2 * n]}@example.org"
+                t0 = time.perf_counter()
+                service.erase(org, "shop", {"email": email}, actor=ACTOR)
+                ours.append((time.perf_counter() - t0) * 1000)
+                plan = walker.walk({"email": f"c{victims[2 * n + 1]}@example.org"}).keys
+                t1 = time.perf_counter()
+                naive_erase(host_engine, {t: list(k) for t, k in plan.items()})
+                theirs.append((time.perf_counter() - t1) * 1000)
+            (p50, p99), (b50, _) = _quantiles(ours), _quantiles(theirs)
+            reporter.emit(
+                bench="dsr_erasure_p50",
+                engine=env.engine,
+                value=p50,
+                unit="ms",
+                target=ERASURE_P50,
+                baseline=Baseline(NAIVE_ERASURE + " (statements only, the walk untimed)", b50, "ms"),
+                n=erasures,
+                p99_ms=rounded(p99, 2),
+                **context,
+            )
+        finally:
+            service.close()
+            host_engine.dispose()
+            runtime.close()
