@@ -4,7 +4,7 @@ The host database (its own SQLite file or PostgreSQL database, apart from Gardie
 `--dsr-customers` customers over 10 tables: customers, addresses (2 each), orders (4), order_items
 (2 per order, composite key), payments (1 per order), invoices (1 per order, 10-year hold),
 tickets (1), ticket_messages (3 per ticket), logins (4), newsletter (keyed by e-mail). Foreign-key
-columns and e-mails are indexed, as the host application would have them. A subject has 36 rows.
+columns and e-mails are indexed, as the host application would have them. A subject has 32 rows.
 
 `dsr_access_p50` / `dsr_access_p99`: `DatamapService.access` for random subjects by e-mail, writing
 the ZIP to memory and recording its audit event (the ledger writer not running: one commit each).
