@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from gardien.audit.sealing import PreparedEvent
-from gardien.audit.service import SYSTEM_ACTOR, Ledger
+from gardien.audit.service import SYSTEM_ACTOR, Ledger, capability_event
 from gardien.core.clock import utcnow
 from gardien.core.errors import InvalidInput, NotFound
 from gardien.core.ids import new_id
@@ -71,17 +71,9 @@ def invalid_map(exc: MapInvalid, prefix: str = "document") -> InvalidInput:
 def _event(
     action: str, crud: str, actor: Mapping[str, Any], target: tuple[str, str], request_id: str | None, **extra: Any
 ) -> dict[str, Any]:
-    event = {
-        "module": MODULE,
-        "action": action,
-        "crud": crud,
-        "actor": dict(actor),
-        "target": {"type": target[0], "id": target[1]},
-        **extra,
-    }
     if request_id is not None:
-        event["request_id"] = request_id
-    return event
+        extra["request_id"] = request_id
+    return capability_event(MODULE, action, crud, actor, target, **extra)
 
 
 def _categories(datamap: DataMap, tables: Iterable[str]) -> list[str]:
