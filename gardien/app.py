@@ -26,6 +26,8 @@ from gardien.core.runtime import Runtime
 from gardien.core.settings import Settings
 from gardien.datamap.api import router as datamap_router
 from gardien.datamap.service import DatamapService
+from gardien.privacy.api import router as privacy_router
+from gardien.privacy.service import PrivacyService
 from gardien.psd2.api import decide_route
 from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
@@ -130,6 +132,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     consent = app.state.consent = ConsentService(runtime, ledger)
     app.state.rights = RightsService(runtime, ledger)
     datamaps = app.state.datamaps = DatamapService(runtime, ledger)
+    app.state.privacy = PrivacyService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
@@ -138,6 +141,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(banner_router)
     app.include_router(rights_router)
     app.include_router(datamap_router)
+    app.include_router(privacy_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

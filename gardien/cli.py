@@ -10,6 +10,7 @@ import typer
 
 from gardien.core.roles import Role
 from gardien.core.settings import Settings
+from gardien.privacy.cli import redact as redact_command
 
 app = typer.Typer(help="Gardien, a self-hosted GDPR compliance engine.", no_args_is_help=True)
 admin = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
@@ -665,6 +666,9 @@ def datamap_erase(
         resume = exc.extra.get("run_id")
         _fail(exc.detail + (f" (resume with --run {resume})" if resume else ""))
     typer.echo(result.model_dump_json(indent=2))
+
+
+app.command("redact")(redact_command)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # Pages whose examples need nothing but the package (no server, no database).
-SELF_CONTAINED = ["psd2.md", "rights.md"]
+SELF_CONTAINED = ["psd2.md", "rights.md", "privacy.md"]
 
 
 def python_blocks(page: str) -> list[str]:
@@ -20,5 +20,6 @@ def python_blocks(page: str) -> list[str]:
 def test_python_examples_run(page: str) -> None:
     blocks = python_blocks(page)
     assert blocks, f"{page} has no Python example"
+    namespace: dict[str, object] = {}  # a page is read top to bottom: later examples use earlier names
     for block in blocks:
-        exec(compile(block, f"{page}:example", "exec"), {})
+        exec(compile(block, f"{page}:example", "exec"), namespace)
