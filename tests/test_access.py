@@ -56,6 +56,8 @@ REQUEST = "/api/v1/requests/{request_id}"
 DATAMAP_WRITERS = frozenset({ADMIN, DPO})
 DATAMAP_READERS = frozenset({ADMIN, DPO, OPERATOR, AUDITOR})
 DATAMAP_VALIDATORS = frozenset({ADMIN, DPO, OPERATOR})
+PRIVACY_USERS = frozenset({ADMIN, DPO, OPERATOR, SERVICE})
+REIDENTIFIERS = frozenset({DPO})
 PUBLIC = None  # no key needed at all
 CONSENT_PUBLIC = "/api/v1/consent/public/{site_key}"
 
@@ -127,6 +129,9 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/restrictions"): RIGHTS_READERS,
     ("POST", "/api/v1/restrictions/{block_id}/lift"): RIGHTS_MANAGERS,
     ("GET", "/api/v1/can-process"): RIGHTS_CHECKERS,
+    ("POST", "/api/v1/privacy/pseudonyms"): PRIVACY_USERS,
+    ("POST", "/api/v1/privacy/reidentify"): REIDENTIFIERS,
+    ("POST", "/api/v1/privacy/redact"): PRIVACY_USERS,
     ("GET", f"{CONSENT_PUBLIC}/notice"): PUBLIC,
     ("OPTIONS", f"{CONSENT_PUBLIC}/notice"): PUBLIC,
     ("POST", f"{CONSENT_PUBLIC}/choices"): PUBLIC,
@@ -212,6 +217,7 @@ class World:
     notice_sha256: str
     consent_id: str
     user_id: str
+    pseudonym: str
     rights: RightsService
     inbox: Inbox
     request_id: str
@@ -278,6 +284,9 @@ class World:
             ("POST", "/api/v1/consent/check"): {"checks": [{"subject": self.consent_id, "purpose": "analytics"}]},
             ("POST", f"{CONSENT_PUBLIC}/choices"): {"method": "reject_all", "notice_sha256": self.notice_sha256},
             ("PUT", "/api/v1/datamaps/{key}"): {"document": DATAMAP},
+            ("POST", "/api/v1/privacy/pseudonyms"): {"values": ["u-7"]},
+            ("POST", "/api/v1/privacy/reidentify"): {"token": self.pseudonym, "reason": "matrix"},
+            ("POST", "/api/v1/privacy/redact"): {"text": "u-7 <u7@example.fr>"},
         }
         params: dict[tuple[str, str], Any] = {
             ("GET", "/api/v1/audit/events"): {"module": "bookings", "limit": 2},
@@ -327,6 +336,10 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
     rights.mailer = Mailer(smtp.settings(runtime.settings))
     datamap = client.put("/api/v1/datamaps/app", json={"document": DATAMAP}, headers=auth(tokens[DPO]))
     assert datamap.status_code == 200, datamap.text
+    pseudonym = client.post(
+        "/api/v1/privacy/pseudonyms", json={"operator": "encrypt", "values": ["u-7"]}, headers=auth(tokens[SERVICE])
+    )
+    assert pseudonym.status_code == 200, pseudonym.text
     return World(
         runtime=runtime,
         org=org,
@@ -346,6 +359,7 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         request_id=rights.create(
             org, RequestIn(type=RequestType.ACCESS, email="matrix@example.org"), RIGHTS_ACTOR, "service"
         ).id,
+        pseudonym=pseudonym.json()["pseudonyms"][0],
     )
 
 

@@ -23,13 +23,14 @@ import phonenumbers
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 from stdnum.be import nn as be_nn
+from stdnum.exceptions import ValidationError
 from stdnum.fr import nir as fr_nir
 
 from gardien.privacy.errors import OperatorError
 
 EMAIL, PHONE, IBAN, CREDIT_CARD = "EMAIL", "PHONE", "IBAN", "CREDIT_CARD"
 FR_NIR, BE_NN, IP_ADDRESS, PERSON, SECRET = "FR_NIR", "BE_NN", "IP_ADDRESS", "PERSON", "SECRET"
-ENTITIES = (EMAIL, PHONE, IBAN, CREDIT_CARD, FR_NIR, BE_NN, IP_ADDRESS)
+ENTITIES = (EMAIL, PHONE, IBAN, CREDIT_CARD, FR_NIR, BE_NN, IP_ADDRESS, PERSON)
 PHONE_REGIONS = ("FR", "BE", "NL")
 
 # Field names of structured logs whose values are personal data, and the type of that data.
@@ -67,26 +68,58 @@ DEFAULT_KEY_NAMES: dict[str, str] = {
     **dict.fromkeys(("password", "passwd", "secret", "api_key", "access_token"), SECRET),
 }
 
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+# Every pattern starts with a character class and only then looks behind (``X(?<![...].)``): a
+# position whose character cannot start the type fails at once, which keeps one combined
+# alternation fast. The look-behinds stop a match from starting inside a word or a number.
+_IPV6_TAIL = r"(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})(?![\w:])"
+_INTL_PREFIX = r"[1-9]\d{0,2}[ .-]?(?:\(0\)[ .-]?)?\d{1,4}"
 _PATTERNS: dict[str, str] = {
-    # The look-behind keeps the email branch from starting inside a word, so each word is scanned once.
-    EMAIL: r"(?<![\w.%+-])[\w.%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])",
-    IBAN: r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
+    EMAIL: (
+        r"[\w.%+-](?<![\w.%+-].)[\w.%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+        r"[A-Za-z]{2,24}(?![\w-])"
+    ),
+    IBAN: r"[A-Z](?<![A-Za-z0-9].)[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])",
     FR_NIR: (
-        r"(?<![\w.-])[12][ .]?\d{2}[ .]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .]?(?:\d{2}|2[ABab])"
+        r"[12](?<![\w.-].)[ .]?\d{2}[ .]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .]?(?:\d{2}|2[ABab])"
         r"[ .]?\d{3}[ .]?\d{3}[ .]?\d{2}(?!\w)"
     ),
-    BE_NN: r"(?<![\w.-])\d{2}[ .]?\d{2}[ .]?\d{2}[ .-]?\d{3}[ .]?\d{2}(?!\w)",
-    CREDIT_CARD: r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?!\w)",
-    "IPV4": rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)(?!\w)",
-    "IPV6": r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4})(?![\w:])",
+    BE_NN: r"\d(?<![\w.-].)\d[ .]?\d{2}[ .]?\d{2}[ .-]?\d{3}[ .]?\d{2}(?!\w)",
+    CREDIT_CARD: r"\d(?<![\w.-].)(?:[ -]?\d){12,18}(?!\w)",
+    "IPV4": r"\d(?<![\w.].)\d{0,2}(?:\.\d{1,3}){3}(?!\.?\d)(?!\w)",
+    "IPV6": (
+        rf"(?::(?<![\w:.].):(?:[0-9A-Fa-f]{{1,4}}:){{0,6}}{_IPV6_TAIL}"
+        rf"|[0-9A-Fa-f](?<![\w:.].)[0-9A-Fa-f]{{0,3}}:(?:[0-9A-Fa-f]{{0,4}}:){{1,6}}{_IPV6_TAIL})"
+    ),
     PHONE: (
-        r"(?<![\w+.:/-])(?:(?:\+|00)[1-9]\d{0,2}[ .-]?(?:\(0\)[ .-]?)?\d{1,4}|0\d{1,4})"
+        rf"[+0](?<![\w+.:/-].)(?:(?<=\+){_INTL_PREFIX}|(?<=0)0{_INTL_PREFIX}|(?<=0)\d{{1,4}})"
         r"(?:[ ./-]?\d{2,4}){1,4}(?!\w)"
     ),
 }
+# A person's name in free text, without a language model: two to four capitalised words (particles
+# and hyphenated parts allowed), none of them a word that log messages capitalise (HTTP reason
+# phrases, weekdays, months, log vocabulary).
+_NAME_WORD = r"[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+(?:-[A-Z\u00c0-\u00de][a-z\u00df-\u00ff]+)?"
+_NAME_PARTICLE = r"(?:[Vv]an|[Dd]e|[Dd]u|[Dd]er|[Dd]en|[Ll]a|[Ll]e|von|ter|d')"
+_PATTERNS[PERSON] = (
+    rf"[A-Z\u00c0-\u00de](?<![\w.@/-].)[a-z\u00df-\u00ff]+(?:-{_NAME_WORD})?"
+    rf"(?:[ ](?:{_NAME_PARTICLE}[ ])*{_NAME_WORD}){{1,3}}(?![\w@-])"
+)
+_NOT_NAMES_WORDS = """
+    accepted bad conflict connection content continue created error expectation failed forbidden found
+    gateway gone internal large length method moved multiple no not ok partial payload permanent permanently
+    precondition processing redirect refused request requests required reset see server service switching
+    temporary timeout too unauthorized unavailable unprocessable unsupported entity media type allowed many
+    monday tuesday wednesday thursday friday saturday sunday lundi mardi mercredi jeudi vendredi samedi dimanche
+    january february march april may june july august september october november december janvier février
+    mars avril mai juin juillet août septembre octobre novembre décembre
+    info debug warning warn critical fatal trace notice alert emergency audit security exception traceback
+    file line user users account customer customers order orders payment payments invoice card session new
+    the a an and or of in on at to for from by with via get post put patch delete head options true false
+    none null default admin api http https json xml sql id uuid time date status code message details
+"""
+NOT_NAMES = frozenset(_NOT_NAMES_WORDS.split())
 _GROUP_ENTITY = {EMAIL: EMAIL, IBAN: IBAN, FR_NIR: FR_NIR, BE_NN: BE_NN, CREDIT_CARD: CREDIT_CARD}
-_GROUP_ENTITY.update({"IPV4": IP_ADDRESS, "IPV6": IP_ADDRESS, PHONE: PHONE})
+_GROUP_ENTITY.update({"IPV4": IP_ADDRESS, "IPV6": IP_ADDRESS, PHONE: PHONE, PERSON: PERSON})
 _SEPARATORS = " ./-"
 # Bare values of a key run over several words only while they look like a name: "name=Jean de la Tour".
 _PARTICLES = "de|du|des|la|le|van|der|den|von|di|da|el|ter"
@@ -101,7 +134,7 @@ class Finding:
 
 
 def _digits(text: str) -> str:
-    return "".join(c for c in text if c.isdigit())
+    return text.replace(" ", "").replace("-", "")
 
 
 # (first digits, allowed lengths) of the card networks: Visa, Mastercard (51–55 and 2221–2720),
@@ -141,9 +174,19 @@ def _valid_phone(candidate: str) -> bool:
             number = phonenumbers.parse(text, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(number):
+        if phonenumbers.is_possible_number(number):
             return True
     return False
+
+
+def _valid_iban(candidate: str) -> bool:
+    # Mod 97 and the country's length and format; not the national bank-code checks, whose
+    # bank registries cost more than the rest of the scan.
+    try:
+        stdnum_iban.validate(candidate, check_country=False)
+    except ValidationError:
+        return False
+    return True
 
 
 def _valid_ip(candidate: str) -> bool:
@@ -154,15 +197,24 @@ def _valid_ip(candidate: str) -> bool:
     return True
 
 
+def _valid_ipv4(candidate: str) -> bool:
+    return all(int(octet) <= 255 and (octet == "0" or octet[0] != "0") for octet in candidate.split("."))
+
+
+def _plausible_name(candidate: str) -> bool:
+    return not any(part.casefold() in NOT_NAMES for word in candidate.split() for part in word.split("-"))
+
+
 _CHECKS: dict[str, Callable[[str], bool]] = {
     EMAIL: lambda _: True,
-    IBAN: stdnum_iban.is_valid,
+    IBAN: _valid_iban,
     FR_NIR: fr_nir.is_valid,
     BE_NN: be_nn.is_valid,
     CREDIT_CARD: lambda c: is_card_number(_digits(c)),
-    "IPV4": lambda _: True,
+    "IPV4": _valid_ipv4,
     "IPV6": _valid_ip,
     PHONE: _valid_phone,
+    PERSON: _plausible_name,
 }
 # Types whose candidate may have swallowed a following group: retried shorter, cut at a separator.
 _SHORTENED = frozenset({IBAN, PHONE, CREDIT_CARD})
@@ -180,14 +232,13 @@ def _valid_end(group: str, text: str, start: int, end: int) -> int | None:
     return None
 
 
-def _key_pattern(keys: Iterable[str]) -> str:
-    names = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
-    bare_word = r"[^\s,;&\"'}\]]{1,128}"
-    continuation = rf"(?: (?:{_PARTICLES}|[A-Z\u00c0-\u00de][^\s,;&\"'}}\]=:]{{0,63}})(?![=:\w]))"
-    return (
-        rf"(?<![\w.-])[\"']?(?P<kv_key>(?i:{names}))[\"']?[ \t]*[:=][ \t]*"
-        rf"(?:\"(?P<kv_dq>[^\"\n]{{1,256}})\"|'(?P<kv_sq>[^'\n]{{1,256}})'|(?P<kv_bare>{bare_word}{continuation}{{0,4}}))"
-    )
+# A field name and its separator; whether the name is one of the scanner's keys is checked after.
+_KEY = r"(?:[\"'](?<![\w.-].)[A-Za-z_][\w-]{0,39}[\"']?|[A-Za-z_](?<![\w.-].)[\w-]{0,39})(?P<kv_sep>[ \t]*[:=][ \t]*)"
+_BARE_WORD = r"[^\s,;&\"'}\]]{1,128}"
+_VALUE = re.compile(
+    rf"\"(?P<dq>[^\"\n]{{1,256}})\"|'(?P<sq>[^'\n]{{1,256}})'"
+    rf"|(?P<bare>{_BARE_WORD}(?: (?:{_PARTICLES}|[A-Z\u00c0-\u00de][^\s,;&\"'}}\]=:]{{0,63}})(?![=:\w])){{0,4}})"
+)
 
 
 class Scanner:
@@ -211,8 +262,6 @@ class Scanner:
         self.key_names = {k.casefold(): v for k, v in (DEFAULT_KEY_NAMES if key_names is None else key_names).items()}
         self.custom = dict(custom or {})
         branches: dict[str, str] = {}
-        if self.key_names:
-            branches["kv"] = _key_pattern(self.key_names)
         self._custom_entity: dict[str, str] = {}
         for index, (entity, regex) in enumerate(self.custom.items()):
             try:
@@ -226,6 +275,8 @@ class Scanner:
             branches[f"custom{index}"] = f"(?:{regex})"
             self._custom_entity[f"custom{index}"] = entity
         branches.update({g: p for g, p in _PATTERNS.items() if _GROUP_ENTITY[g] in wanted})
+        if self.key_names:
+            branches["kv"] = _KEY  # last: at one place, any type's own pattern comes first
         self._groups = [g for g in branches if g != "kv"]
         self._combined = re.compile("|".join(f"(?P<{g}>{p})" for g, p in branches.items())) if branches else None
         self._single = {g: re.compile(p) for g, p in branches.items() if g != "kv"}
@@ -243,26 +294,36 @@ class Scanner:
                 break
             group = match.lastgroup or ""
             if group == "kv":
-                finding = self._keyed(match)
-                findings.append(finding)
-                pos = max(match.end(), pos + 1)
+                keyed = self._keyed(text, match)
+                if keyed is None:
+                    pos = match.start("kv_sep")  # a field of no interest: what follows is scanned like any text
+                    continue
+                findings.append(keyed)
+                pos = max(keyed.end, match.end())
                 continue
             start = match.start()
             found = self._accept(group, text, start, match.end())
             if found is None:
                 found = self._retry(group, text, start)
             if found is None:
-                # Skip the whole rejected candidate: digits inside a NIR with a bad key are no phone number.
-                pos = max(match.end(), start + 1)
+                # Skip the whole rejected candidate (digits inside a NIR with a bad key are no phone
+                # number), except a name, whose next word may start one: "User Jean Dupont".
+                pos = start + 1 if group == PERSON else max(match.end(), start + 1)
                 continue
             findings.append(found)
             pos = max(found.end, start + 1)
         return findings
 
-    def _keyed(self, match: re.Match[str]) -> Finding:
-        value_group = next(g for g in ("kv_dq", "kv_sq", "kv_bare") if match.start(g) >= 0)
-        entity = self.key_names.get(match.group("kv_key").casefold(), PERSON)
-        return Finding(match.start(value_group), match.end(value_group), entity, f"key:{match.group('kv_key')}")
+    def _keyed(self, text: str, match: re.Match[str]) -> Finding | None:
+        name = text[match.start() : match.start("kv_sep")].strip("\"'")
+        entity = self.key_names.get(name.casefold())
+        if entity is None:
+            return None
+        value = _VALUE.match(text, match.end())
+        if value is None:
+            return None
+        part = value.lastgroup or "bare"
+        return Finding(value.start(part), value.end(part), entity, f"key:{name}")
 
     def _accept(self, group: str, text: str, start: int, end: int) -> Finding | None:
         if group in self._custom_entity:
