@@ -7,7 +7,8 @@ append_batch (fig. 1), http_append (fig. 2), verify (fig. 3), export (fig. 4), i
 (fig. 5), sca (the PSD2 SCA advisor's decision, in process and over HTTP at a fixed rate), consent
 (the in-process consent check and recording a choice over HTTP at a fixed rate), rights (the
 in-process restriction and objection check), dsr (access and erasure of one person on a generated
-host database, against a naive script). Verify,
+host database, against a naive script), redact (PII detection against Presidio on a labelled log
+corpus; no database, run once). Verify,
 export and inclusion_proof share one large ledger per engine. See docs/benchmarks.md.
 """
 
@@ -25,7 +26,19 @@ from types import FrameType
 
 from benchmarks.common import DEFAULT_POSTGRES_URL, ROOT, Config, EngineEnv, Reporter, log
 
-GROUPS = ("append_batch", "http_append", "sca", "consent", "rights", "dsr", "verify", "inclusion_proof", "export")
+GROUPS = (
+    "append_batch",
+    "http_append",
+    "sca",
+    "consent",
+    "rights",
+    "dsr",
+    "verify",
+    "inclusion_proof",
+    "export",
+    "redact",
+)
+NO_DATABASE = ("redact",)  # groups that run once, whatever --engine says
 LARGE_GROUPS = ("verify", "inclusion_proof", "export")  # in this order, on one shared ledger
 ENGINES = ("sqlite", "postgresql")
 
@@ -101,6 +114,8 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 
 def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Reporter) -> None:
+    if all(group in NO_DATABASE for group in args.groups):
+        return
     from benchmarks import append, consent, dsr, export, http_append, ledger, proofs, rights, sca, verify
 
     env = EngineEnv(engine, args.postgres_url)
@@ -178,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     interrupted = False
     try:
+        if "redact" in args.groups:
+            from benchmarks import redact
+
+            redact.run(cfg, reporter)
         for engine in engines:
             run_engine(engine, args, cfg, reporter)
     except KeyboardInterrupt:

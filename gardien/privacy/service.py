@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gardien.audit.service import Ledger
+from gardien.audit.service import Ledger, capability_event
 from gardien.core.errors import InvalidInput
 from gardien.core.runtime import Runtime
 from gardien.privacy.detect import Scanner
@@ -47,15 +47,15 @@ class PrivacyService:
             value = reidentify(body.token, body.domain, self.context(org_id))
         except OperatorError as exc:
             raise _invalid(exc) from None
-        event = {
-            "module": MODULE,
-            "action": "pseudonym.reidentify",
-            "crud": "read",
-            "actor": dict(actor),
-            "target": {"type": "pseudonym", "id": body.domain},
-            "reason": body.reason,
-            "fields": {"token": body.token, "domain": body.domain},
-        }
+        event = capability_event(
+            MODULE,
+            "pseudonym.reidentify",
+            "read",
+            actor,
+            ("pseudonym", body.domain),
+            reason=body.reason,
+            fields={"token": body.token, "domain": body.domain},
+        )
         (sealed,) = await self.ledger.append_async(org_id, [self.ledger.prepare(event)])
         return ReidentifyOut(value=value, audit_event_id=sealed.id)
 
