@@ -31,6 +31,8 @@ from gardien.privacy.service import PrivacyService
 from gardien.psd2.api import decide_route
 from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
+from gardien.registers.api import router as registers_router
+from gardien.registers.service import RegistersService
 from gardien.rights.api import router as rights_router
 from gardien.rights.service import RightsService
 
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.rights = RightsService(runtime, ledger)
     datamaps = app.state.datamaps = DatamapService(runtime, ledger)
     app.state.privacy = PrivacyService(runtime, ledger)
+    app.state.registers = RegistersService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(rights_router)
     app.include_router(datamap_router)
     app.include_router(privacy_router)
+    app.include_router(registers_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import Text, bindparam, cast, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -292,6 +293,29 @@ class Ledger:
         )
         doc: dict[str, Any] = orjson.loads(data)
         return doc
+
+    def tagged(self, org_id: str, member: str, since: datetime, until: datetime) -> Iterator[tuple[str, datetime]]:
+        """(value of `fields.<member>`, occurred_at) of each event in [since, until) that carries that tag.
+
+        Capabilities tag events for other readers (the DPIA log counts `fields.dpia_event`); this
+        reads the tags without handing out the events, so it is not itself recorded as a read.
+        """
+        if not member.isidentifier():
+            raise ValueError(f"not a field name: {member!r}")
+        # A cheap prefilter in the database on the canonical bytes as text; the parsed event decides.
+        with self.runtime.engine.connect() as conn:
+            text = cast(EVENTS.c.canonical, Text) if is_sqlite(conn) else func.convert_from(EVENTS.c.canonical, "UTF8")
+            stmt = select(EVENTS.c.occurred_at, EVENTS.c.canonical).where(
+                EVENTS.c.org_id == org_id,
+                EVENTS.c.occurred_at >= since,
+                EVENTS.c.occurred_at < until,
+                text.like(f'%"{member}":%'),
+            )
+            for row in conn.execution_options(yield_per=2_000).execute(stmt):
+                fields = orjson.loads(row.canonical).get("fields")
+                value = fields.get(member) if isinstance(fields, dict) else None
+                if isinstance(value, str):
+                    yield value, row.occurred_at
 
     def seq_of(self, org_id: str, event_id: str) -> int:
         with self.runtime.engine.connect() as conn:

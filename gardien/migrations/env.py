@@ -7,6 +7,7 @@ import gardien.consent.models
 import gardien.core.models
 import gardien.datamap.models
 import gardien.psd2.models
+import gardien.registers.models
 import gardien.rights.models  # noqa: F401  (registers the tables)
 from gardien.core.db import Base
 

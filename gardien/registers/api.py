@@ -1,0 +1,249 @@
+"""Routes of the registers. Parse, authorise, call the RegistersService, shape the answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import Path as PathParam
+from pydantic import AwareDatetime
+
+from gardien.core.auth import require
+from gardien.core.roles import Role
+from gardien.core.service import Principal
+from gardien.registers.schemas import (
+    ActivityIn,
+    ActivityOut,
+    AlertList,
+    BreachIn,
+    BreachOut,
+    DpiaEventSummary,
+    DpiaIn,
+    DpiaOut,
+    NotificationIn,
+    Page,
+    ProcessorIn,
+    ProcessorOut,
+    SettingsIn,
+    SettingsOut,
+)
+from gardien.registers.service import RegistersService, field_error
+
+ADMIN, DPO, AUDITOR, OPERATOR = Role.ADMIN, Role.DPO, Role.AUDITOR, Role.OPERATOR
+WRITERS = frozenset({ADMIN, DPO})
+# Operators run the systems the registers describe and are often the ones who detect a breach.
+READERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+# DPIAs and the exported register are compliance documents, not operational ones.
+COMPLIANCE_READERS = frozenset({ADMIN, DPO, AUDITOR})
+MAX_SPAN = {"day": timedelta(days=366), "month": timedelta(days=3660), "all": timedelta(days=3660)}
+
+EntryId = Annotated[str, PathParam(min_length=1, max_length=36, pattern=r"^[0-9A-Za-z-]+$")]
+Cursor = Annotated[
+    str | None,
+    Query(min_length=1, max_length=36, pattern=r"^[0-9A-Za-z-]+$", description="next_cursor of the previous page"),
+]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+router = APIRouter(prefix="/api/v1/registers", tags=["registers"])
+
+
+def service_of(request: Request) -> RegistersService:
+    service: RegistersService = request.app.state.registers
+    return service
+
+
+def _requires(roles: frozenset[Role]) -> Any:
+    return Depends(require(roles))
+
+
+# Header ------------------------------------------------------------------------------------------
+
+
+@router.get("/settings", response_model=SettingsOut, summary="The register's header: controller, DPO, authority")
+def get_settings(request: Request, principal: Principal = _requires(READERS)) -> SettingsOut:
+    return service_of(request).settings(principal.org_id)
+
+
+@router.put("/settings", response_model=SettingsOut, summary="Replace the register's header")
+async def put_settings(body: SettingsIn, request: Request, principal: Principal = _requires(WRITERS)) -> SettingsOut:
+    return await service_of(request).put_settings(principal.org_id, body, principal.as_actor())
+
+
+# Processing activities ---------------------------------------------------------------------------
+
+
+@router.get("/activities", response_model=Page[ActivityOut], summary="Processing activities (Art. 30)")
+def list_activities(
+    request: Request,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    role: Literal["controller", "processor"] | None = None,
+    principal: Principal = _requires(READERS),
+) -> Page[ActivityOut]:
+    return service_of(request).activities(principal.org_id, cursor, limit, role)
+
+
+@router.post("/activities", status_code=201, response_model=ActivityOut, summary="Record a processing activity")
+async def create_activity(
+    request: Request, body: Annotated[ActivityIn, Body()], principal: Principal = _requires(WRITERS)
+) -> ActivityOut:
+    return await service_of(request).create_activity(principal.org_id, body, principal.as_actor())
+
+
+@router.get("/activities/{entry_id}", response_model=ActivityOut, summary="One processing activity")
+def get_activity(entry_id: EntryId, request: Request, principal: Principal = _requires(READERS)) -> ActivityOut:
+    return service_of(request).activity(principal.org_id, entry_id)
+
+
+@router.put("/activities/{entry_id}", response_model=ActivityOut, summary="Replace a processing activity")
+async def put_activity(
+    entry_id: EntryId, request: Request, body: Annotated[ActivityIn, Body()], principal: Principal = _requires(WRITERS)
+) -> ActivityOut:
+    return await service_of(request).replace_activity(principal.org_id, entry_id, body, principal.as_actor())
+
+
+@router.delete("/activities/{entry_id}", status_code=204, summary="Delete a processing activity")
+async def delete_activity(entry_id: EntryId, request: Request, principal: Principal = _requires(WRITERS)) -> Response:
+    await service_of(request).delete_activity(principal.org_id, entry_id, principal.as_actor())
+    return Response(status_code=204)
+
+
+# Processors --------------------------------------------------------------------------------------
+
+
+@router.get("/processors", response_model=Page[ProcessorOut], summary="Processors and their DPAs (Art. 28)")
+def list_processors(
+    request: Request, cursor: Cursor = None, limit: Limit = 50, principal: Principal = _requires(READERS)
+) -> Page[ProcessorOut]:
+    return service_of(request).processors(principal.org_id, cursor, limit)
+
+
+@router.get("/processors/alerts", response_model=AlertList, summary="Missing or expired DPAs, missing clauses")
+def processor_alerts(request: Request, principal: Principal = _requires(READERS)) -> AlertList:
+    return service_of(request).alerts(principal.org_id)
+
+
+@router.post("/processors", status_code=201, response_model=ProcessorOut, summary="Record a processor")
+async def create_processor(
+    body: ProcessorIn, request: Request, principal: Principal = _requires(WRITERS)
+) -> ProcessorOut:
+    return await service_of(request).create_processor(principal.org_id, body, principal.as_actor())
+
+
+@router.get("/processors/{entry_id}", response_model=ProcessorOut, summary="One processor")
+def get_processor(entry_id: EntryId, request: Request, principal: Principal = _requires(READERS)) -> ProcessorOut:
+    return service_of(request).processor(principal.org_id, entry_id)
+
+
+@router.put("/processors/{entry_id}", response_model=ProcessorOut, summary="Replace a processor")
+async def put_processor(
+    entry_id: EntryId, body: ProcessorIn, request: Request, principal: Principal = _requires(WRITERS)
+) -> ProcessorOut:
+    return await service_of(request).replace_processor(principal.org_id, entry_id, body, principal.as_actor())
+
+
+@router.delete("/processors/{entry_id}", status_code=204, summary="Delete a processor")
+async def delete_processor(entry_id: EntryId, request: Request, principal: Principal = _requires(WRITERS)) -> Response:
+    await service_of(request).delete_processor(principal.org_id, entry_id, principal.as_actor())
+    return Response(status_code=204)
+
+
+# Breaches ----------------------------------------------------------------------------------------
+
+
+@router.get("/breaches", response_model=Page[BreachOut], summary="Every breach, notified or not (Art. 33(5))")
+def list_breaches(
+    request: Request,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+    status: Literal["open", "closed"] | None = None,
+    principal: Principal = _requires(READERS),
+) -> Page[BreachOut]:
+    return service_of(request).breaches(principal.org_id, cursor, limit, status)
+
+
+@router.post("/breaches", status_code=201, response_model=BreachOut, summary="Record a breach; its clock starts")
+async def create_breach(body: BreachIn, request: Request, principal: Principal = _requires(WRITERS)) -> BreachOut:
+    return await service_of(request).create_breach(principal.org_id, body, principal.as_actor())
+
+
+@router.get("/breaches/{entry_id}", response_model=BreachOut, summary="One breach with its 72-hour clock")
+def get_breach(entry_id: EntryId, request: Request, principal: Principal = _requires(READERS)) -> BreachOut:
+    return service_of(request).breach(principal.org_id, entry_id)
+
+
+@router.put("/breaches/{entry_id}", response_model=BreachOut, summary="Replace a breach's record")
+async def put_breach(
+    entry_id: EntryId, body: BreachIn, request: Request, principal: Principal = _requires(WRITERS)
+) -> BreachOut:
+    return await service_of(request).replace_breach(principal.org_id, entry_id, body, principal.as_actor())
+
+
+@router.post(
+    "/breaches/{entry_id}/notifications",
+    status_code=201,
+    response_model=BreachOut,
+    summary="Record a notification to the authority: initial, then complementary (Art. 33(4))",
+)
+async def notify_breach(
+    entry_id: EntryId, body: NotificationIn, request: Request, principal: Principal = _requires(WRITERS)
+) -> BreachOut:
+    return await service_of(request).notify_breach(principal.org_id, entry_id, body, principal.as_actor())
+
+
+# DPIAs -------------------------------------------------------------------------------------------
+
+
+@router.get("/dpias", response_model=Page[DpiaOut], summary="Impact assessments (Art. 35)")
+def list_dpias(
+    request: Request, cursor: Cursor = None, limit: Limit = 50, principal: Principal = _requires(COMPLIANCE_READERS)
+) -> Page[DpiaOut]:
+    return service_of(request).dpias(principal.org_id, cursor, limit)
+
+
+@router.post("/dpias", status_code=201, response_model=DpiaOut, summary="Record an impact assessment")
+async def create_dpia(body: DpiaIn, request: Request, principal: Principal = _requires(WRITERS)) -> DpiaOut:
+    return await service_of(request).create_dpia(principal.org_id, body, principal.as_actor())
+
+
+@router.get("/dpias/{entry_id}", response_model=DpiaOut, summary="One impact assessment")
+def get_dpia(entry_id: EntryId, request: Request, principal: Principal = _requires(COMPLIANCE_READERS)) -> DpiaOut:
+    return service_of(request).dpia(principal.org_id, entry_id)
+
+
+@router.put("/dpias/{entry_id}", response_model=DpiaOut, summary="Replace an impact assessment")
+async def put_dpia(
+    entry_id: EntryId, body: DpiaIn, request: Request, principal: Principal = _requires(WRITERS)
+) -> DpiaOut:
+    return await service_of(request).replace_dpia(principal.org_id, entry_id, body, principal.as_actor())
+
+
+@router.delete("/dpias/{entry_id}", status_code=204, summary="Delete an impact assessment")
+async def delete_dpia(entry_id: EntryId, request: Request, principal: Principal = _requires(WRITERS)) -> Response:
+    await service_of(request).delete_dpia(principal.org_id, entry_id, principal.as_actor())
+    return Response(status_code=204)
+
+
+@router.get(
+    "/dpia-events",
+    response_model=DpiaEventSummary,
+    summary="The DPIA event log: counts and last occurrence per event type and period, from the ledger",
+)
+def dpia_events(
+    request: Request,
+    since: AwareDatetime | None = None,
+    until: Annotated[AwareDatetime | None, Query(description="exclusive; default now")] = None,
+    period: Literal["day", "month", "all"] = "month",
+    principal: Principal = _requires(COMPLIANCE_READERS),
+) -> DpiaEventSummary:
+    try:
+        end = until or datetime.now(UTC)
+        start = since or end - timedelta(days=365)
+    except OverflowError as exc:
+        raise field_error("until", "out of range") from exc
+    if start >= end:
+        raise field_error("since", "must be before until")
+    if end - start > MAX_SPAN[period]:
+        raise field_error("since", f"at most {MAX_SPAN[period].days} days for period={period}")
+    return service_of(request).dpia_events(principal.org_id, start, end, period)
