@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -19,12 +19,14 @@ audit = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=Tru
 consent = typer.Typer(help="Consent records and notice versions.", no_args_is_help=True)
 requests = typer.Typer(help="Data-subject requests and their deadlines.", no_args_is_help=True)
 datamap = typer.Typer(help="The map of the host application's databases, and its engine.", no_args_is_help=True)
+registers = typer.Typer(help="Registers: processing activities, processors, breaches, DPIAs.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 app.add_typer(keys, name="keys")
 app.add_typer(audit, name="audit")
 app.add_typer(consent, name="consent")
 app.add_typer(requests, name="requests")
 app.add_typer(datamap, name="datamap")
+app.add_typer(registers, name="registers")
 
 OrgOption = Annotated[
     str | None,
@@ -669,6 +671,44 @@ def datamap_erase(
 
 
 app.command("redact")(redact_command)
+
+
+@registers.command("alerts")
+def registers_alerts(org: OrgOption = None) -> None:
+    """Print the processors whose DPA is missing, expired or due, or that lack clauses; exit 1 if any."""
+    from gardien.registers.service import RegistersService
+
+    runtime = _runtime()
+    service = RegistersService(runtime, _ledger(runtime))
+    found = 0
+    for org_id in _org_ids(runtime, org):
+        for alert in service.alerts(org_id).alerts:
+            found += 1
+            typer.echo(f"{org_id}\t{alert.processor}\t{alert.kind.value}\t{alert.detail}")
+    typer.echo(f"{found} alerts", err=True)
+    raise typer.Exit(1 if found else 0)
+
+
+@registers.command("export")
+def registers_export(
+    org: Annotated[str, typer.Option("--org", help="organisation id or slug")],
+    output: Annotated[Path, typer.Option(help="file to write", dir_okay=False)],
+    format: Annotated[str, typer.Option(help="json, csv, xlsx or html")] = "xlsx",
+) -> None:
+    """Write the record of processing activities (Art. 30) to a file."""
+    from gardien.core.clock import utcnow
+    from gardien.registers import exports
+    from gardien.registers.service import RegistersService
+
+    if format not in exports.MEDIA_TYPES:
+        _fail(f"unknown format {format!r}: json, csv, xlsx or html", 2)
+    runtime = _runtime()
+    service = RegistersService(runtime, _ledger(runtime))
+    (org_id,) = _org_ids(runtime, org)
+    entries = service.all_activities(org_id)
+    fmt = cast(exports.ExportFormat, format)
+    output.write_bytes(exports.export(entries, service.settings_or_none(org_id), fmt, utcnow()))
+    typer.echo(f"{len(entries)} activities written to {output}")
 
 
 def main() -> None:

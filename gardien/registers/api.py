@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AwareDatetime
 
 from gardien.core.auth import require
 from gardien.core.roles import Role
 from gardien.core.service import Principal
+from gardien.registers import documents, exports, pia
 from gardien.registers.schemas import (
     ActivityIn,
     ActivityOut,
@@ -89,6 +91,26 @@ async def create_activity(
     request: Request, body: Annotated[ActivityIn, Body()], principal: Principal = _requires(WRITERS)
 ) -> ActivityOut:
     return await service_of(request).create_activity(principal.org_id, body, principal.as_actor())
+
+
+@router.get(
+    "/activities/export",
+    summary="The record of processing activities: JSON, CSV, XLSX (CNIL template columns) or printable HTML",
+    responses={200: {"content": {media: {} for media in exports.MEDIA_TYPES.values()}}},
+)
+def export_activities(
+    request: Request,
+    format: exports.ExportFormat = "xlsx",
+    principal: Principal = _requires(COMPLIANCE_READERS),
+) -> Response:
+    service = service_of(request)
+    now = datetime.now(UTC)
+    content = exports.export(
+        service.all_activities(principal.org_id), service.settings_or_none(principal.org_id), format, now
+    )
+    filename = f"registre-{now:%Y%m%d}.{format}"
+    disposition = "inline" if format == "html" else f'attachment; filename="{filename}"'
+    return Response(content, media_type=exports.MEDIA_TYPES[format], headers={"Content-Disposition": disposition})
 
 
 @router.get("/activities/{entry_id}", response_model=ActivityOut, summary="One processing activity")
@@ -192,6 +214,50 @@ async def notify_breach(
     return await service_of(request).notify_breach(principal.org_id, entry_id, body, principal.as_actor())
 
 
+@router.get(
+    "/breaches/{entry_id}/notification-form",
+    summary="The notification pre-filled for the authority's form (CNIL, APD-GBA, AP)",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
+def notification_form(
+    entry_id: EntryId,
+    request: Request,
+    authority: Literal["cnil", "apd", "ap"] | None = None,
+    lang: Literal["fr", "nl", "en", "de"] | None = None,
+    kind: Literal["initial", "complementary"] = "initial",
+    format: Literal["json", "html"] = "json",
+    principal: Principal = _requires(COMPLIANCE_READERS),
+) -> Response:
+    service = service_of(request)
+    breach = service.breach(principal.org_id, entry_id)
+    header = service.settings_or_none(principal.org_id)
+    chosen = authority or (header.authority.value if header is not None else "cnil")
+    document = documents.notification_form(breach, header, chosen, documents.authority_language(chosen, lang), kind)
+    if format == "html":
+        return HTMLResponse(documents.render("notification.html", document))
+    return JSONResponse(document)
+
+
+@router.get(
+    "/breaches/{entry_id}/communication",
+    summary="The Art. 34 communication to the people concerned (fr, nl, en, de); 409 unless the risk is high",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
+def communication(
+    entry_id: EntryId,
+    request: Request,
+    lang: Literal["fr", "nl", "en", "de"] = "fr",
+    format: Literal["json", "html"] = "json",
+    principal: Principal = _requires(WRITERS),
+) -> Response:
+    service = service_of(request)
+    breach = service.breach(principal.org_id, entry_id)
+    document = documents.communication(breach, service.settings_or_none(principal.org_id), lang)
+    if format == "html":
+        return HTMLResponse(documents.render("communication.html", document))
+    return JSONResponse(document)
+
+
 # DPIAs -------------------------------------------------------------------------------------------
 
 
@@ -205,6 +271,32 @@ def list_dpias(
 @router.post("/dpias", status_code=201, response_model=DpiaOut, summary="Record an impact assessment")
 async def create_dpia(body: DpiaIn, request: Request, principal: Principal = _requires(WRITERS)) -> DpiaOut:
     return await service_of(request).create_dpia(principal.org_id, body, principal.as_actor())
+
+
+@router.post(
+    "/dpias/import-pia",
+    status_code=201,
+    response_model=DpiaOut,
+    summary="Create an impact assessment from a CNIL PIA tool JSON export",
+)
+async def import_pia(
+    body: Annotated[dict[str, Any], Body(description="The PIA tool's export: {pia, answers, measures, evaluations}")],
+    request: Request,
+    principal: Principal = _requires(WRITERS),
+) -> DpiaOut:
+    record = pia.import_(body)
+    return await service_of(request).create_dpia(principal.org_id, record, principal.as_actor(), verb="imported")
+
+
+@router.get("/dpias/{entry_id}/pia", summary="The impact assessment as a CNIL PIA tool JSON export")
+def export_pia(
+    entry_id: EntryId, request: Request, principal: Principal = _requires(COMPLIANCE_READERS)
+) -> JSONResponse:
+    entry = service_of(request).dpia(principal.org_id, entry_id)
+    return JSONResponse(
+        pia.export(entry.record, entry.id),
+        headers={"Content-Disposition": f'attachment; filename="pia-{entry.id}.json"'},
+    )
 
 
 @router.get("/dpias/{entry_id}", response_model=DpiaOut, summary="One impact assessment")

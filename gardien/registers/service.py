@@ -149,7 +149,9 @@ class RegistersService:
             raise NotFound(f"{kind.noun} {entry_id!r}")
         return row
 
-    async def _create(self, org_id: str, kind: Kind, record: BaseModel, actor: Mapping[str, Any], **extra: Any) -> str:
+    async def _create(
+        self, org_id: str, kind: Kind, record: BaseModel, actor: Mapping[str, Any], verb: str = "created", **extra: Any
+    ) -> str:
         entry_id = new_id()
         document = canonical(record)
         who = str(actor.get("id", ""))
@@ -171,7 +173,7 @@ class RegistersService:
                 )
             )
             fields = {"version": 1, "sha256": _sha256(document), "changed": _changed(None, document)}
-            return entry_id, [self._audit(kind, "created", "create", actor, entry_id, _display(kind, record), fields)]
+            return entry_id, [self._audit(kind, verb, "create", actor, entry_id, _display(kind, record), fields)]
 
         result: str = (await self.ledger.transact_async(org_id, work))[0]
         return result
@@ -500,8 +502,8 @@ class RegistersService:
         rows, more = self._rows(KIND_DPIA, org_id, cursor, limit)
         return Page[DpiaOut](items=[self._dpia_out(row) for row in rows], next_cursor=self._next(rows, more))
 
-    async def create_dpia(self, org_id: str, body: DpiaIn, actor: Mapping[str, Any]) -> DpiaOut:
-        return self.dpia(org_id, await self._create(org_id, KIND_DPIA, body, actor))
+    async def create_dpia(self, org_id: str, body: DpiaIn, actor: Mapping[str, Any], verb: str = "created") -> DpiaOut:
+        return self.dpia(org_id, await self._create(org_id, KIND_DPIA, body, actor, verb=verb))
 
     async def replace_dpia(self, org_id: str, entry_id: str, body: DpiaIn, actor: Mapping[str, Any]) -> DpiaOut:
         await self._replace(org_id, KIND_DPIA, entry_id, body, actor)
