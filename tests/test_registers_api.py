@@ -256,6 +256,11 @@ def test_dpia_and_its_event_log(client: TestClient, runtime: Runtime, tokens: di
     bad = samples.dpia()
     bad["risks"]["illegitimate_access"]["severity"] = 5
     ok(client.post(f"{BASE}/dpias", json=bad, headers=dpo), 422)
+    unlinked = ok(client.post(f"{BASE}/dpias", json=samples.dpia(activity_id=created["id"]), headers=dpo), 422)
+    assert unlinked["errors"][0]["field"] == "activity_id"
+    activity = ok(client.post(f"{BASE}/activities", json=samples.controller_activity(), headers=dpo), 201)
+    linked = ok(client.put(f"{BASE}/dpias/{created['id']}", json=risky | {"activity_id": activity["id"]}, headers=dpo))
+    assert linked["record"]["activity_id"] == activity["id"]
 
     # Other capabilities' events reach the log through their dpia_event tag, whatever their module.
     writer = auth(tokens[Role.SERVICE])
@@ -268,7 +273,7 @@ def test_dpia_and_its_event_log(client: TestClient, runtime: Runtime, tokens: di
     summary = ok(client.get(f"{BASE}/dpia-events", params={"period": "all"}, headers=auth(tokens[Role.AUDITOR])))
     assert len(summary["periods"]) == 1
     counts = {e["event"]: e["count"] for e in summary["periods"][0]["events"]}
-    assert counts["RISK_ASSESSMENT"] == 2  # created, updated
+    assert counts["RISK_ASSESSMENT"] == 3  # created, updated twice
     assert counts["DATA_EXPORT"] == 2
     assert counts["DATA_DELETION"] == 0
     assert set(counts) >= {
@@ -296,4 +301,4 @@ def test_dpia_and_its_event_log(client: TestClient, runtime: Runtime, tokens: di
         seals = conn.execute(
             select(func.count()).where(LEDGER.c.target_id == created["id"], LEDGER.c.module == "registers")
         ).scalar_one()
-    assert seals == 2
+    assert seals == 3

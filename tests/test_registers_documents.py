@@ -265,6 +265,15 @@ def test_pia_tool_import_and_export(client: TestClient, tokens: dict[Role, str])
     problem = ok(client.post(f"{BASE}/dpias/import-pia", json=bad, headers=dpo), 422)
     assert problem["errors"][0]["field"] == "risks.unwanted_modification.severity"
     ok(client.post(f"{BASE}/dpias/import-pia", json={"answers": []}, headers=dpo), 422)
+    # Members of the wrong shape are skipped or refused, never a server error.
+    odd = {"pia": {"name": "x"}, "answers": [{"reference_to": 321, "data": {"list": 5}}], "measures": 3}
+    assert ok(client.post(f"{BASE}/dpias/import-pia", json=odd, headers=dpo), 201)["record"]["measures"] == []
+    surrogate = b'{"pia": {"name": "a\\ud800"}}'
+    problem = ok(
+        client.post(f"{BASE}/dpias/import-pia", content=surrogate, headers=dpo | {"content-type": "application/json"}),
+        422,
+    )
+    assert problem["errors"][0]["field"] == "body"
 
 
 def test_clock_in_answers_moves_with_time(client: TestClient, tokens: dict[Role, str]) -> None:

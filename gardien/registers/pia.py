@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from gardien.core.errors import InvalidInput
@@ -114,6 +115,10 @@ def _due(value: Any) -> str | None:
         return None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _status(value: Any) -> str:
     return STATUS_IN.get(value, "draft") if type(value) is int else "draft"
 
@@ -130,8 +135,7 @@ def import_(document: dict[str, Any]) -> DpiaIn:
     context: dict[str, Any] = {}
     principles: dict[str, Any] = {}
     risks: dict[str, dict[str, Any]] = {name: {} for name in RISKS.values()}
-    answers = document.get("answers") if isinstance(document.get("answers"), list) else []
-    for answer in answers or []:
+    for answer in _list(document.get("answers")):
         if not isinstance(answer, dict) or not isinstance(answer.get("data"), dict):
             continue
         reference, data = answer.get("reference_to"), answer["data"]
@@ -145,7 +149,7 @@ def import_(document: dict[str, Any]) -> DpiaIn:
             risk = risks[RISKS[reference // 10]]
             digit = reference % 10
             if digit in RISK_LISTS:
-                risk[RISK_LISTS[digit]] = [i for i in data.get("list") or [] if isinstance(i, str) and i]
+                risk[RISK_LISTS[digit]] = [i for i in _list(data.get("list")) if isinstance(i, str) and i]
             elif digit in RISK_GAUGES:
                 gauge, why = RISK_GAUGES[digit]
                 # The tool stores 0 for a gauge not yet set.
@@ -153,7 +157,7 @@ def import_(document: dict[str, Any]) -> DpiaIn:
                 risk[why] = _text(data.get("text"))
     measures = [
         {"title": m.get("title"), "content": _text(m.get("content"))}
-        for m in document.get("measures") or []
+        for m in _list(document.get("measures"))
         if isinstance(m, dict)
     ]
     actions = [
@@ -163,7 +167,7 @@ def import_(document: dict[str, Any]) -> DpiaIn:
             "due_on": _due(e.get("estimated_implementation_date")),
             "owner": _text(e.get("person_in_charge")),
         }
-        for e in document.get("evaluations") or []
+        for e in _list(document.get("evaluations"))
         if isinstance(e, dict) and _text(e.get("action_plan_comment"))
     ]
     record = {
@@ -189,7 +193,11 @@ def import_(document: dict[str, Any]) -> DpiaIn:
         },
     }
     try:
-        return DpiaIn.model_validate(record)
+        # Through JSON bytes, so that text a JSON parser let through but that is not Unicode
+        # (lone surrogates) is refused here like any other bad value.
+        return DpiaIn.model_validate_json(orjson.dumps(record))
+    except orjson.JSONEncodeError as exc:
+        raise InvalidInput(f"body: {exc}", [{"field": "body", "message": str(exc), "type": "unicode"}]) from exc
     except ValidationError as exc:
         errors = [
             {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]} for e in exc.errors()

@@ -502,10 +502,20 @@ class RegistersService:
         rows, more = self._rows(KIND_DPIA, org_id, cursor, limit)
         return Page[DpiaOut](items=[self._dpia_out(row) for row in rows], next_cursor=self._next(rows, more))
 
+    def _check_activity(self, org_id: str, body: DpiaIn) -> None:
+        if body.activity_id is None:
+            return
+        try:
+            self._row(KIND_ACTIVITY, org_id, body.activity_id)
+        except NotFound as exc:
+            raise field_error("activity_id", "no such processing activity") from exc
+
     async def create_dpia(self, org_id: str, body: DpiaIn, actor: Mapping[str, Any], verb: str = "created") -> DpiaOut:
+        self._check_activity(org_id, body)
         return self.dpia(org_id, await self._create(org_id, KIND_DPIA, body, actor, verb=verb))
 
     async def replace_dpia(self, org_id: str, entry_id: str, body: DpiaIn, actor: Mapping[str, Any]) -> DpiaOut:
+        self._check_activity(org_id, body)
         await self._replace(org_id, KIND_DPIA, entry_id, body, actor)
         return self.dpia(org_id, entry_id)
 
