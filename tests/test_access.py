@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import fastapi.routing
@@ -29,6 +30,7 @@ from gardien.core.runtime import Runtime
 from gardien.rights.mail import Mailer
 from gardien.rights.schemas import RequestIn, RequestType
 from gardien.rights.service import RightsService
+from tests import registers_samples
 from tests.conftest import auth, make_key, sample_event
 from tests.consent_samples import sample_notice
 from tests.smtp_server import Inbox, body_of, smtp_fixture  # noqa: F401  (the SMTP server fixture)
@@ -58,8 +60,12 @@ DATAMAP_READERS = frozenset({ADMIN, DPO, OPERATOR, AUDITOR})
 DATAMAP_VALIDATORS = frozenset({ADMIN, DPO, OPERATOR})
 PRIVACY_USERS = frozenset({ADMIN, DPO, OPERATOR, SERVICE})
 REIDENTIFIERS = frozenset({DPO})
+REGISTER_READERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+REGISTER_WRITERS = frozenset({ADMIN, DPO})
+COMPLIANCE_READERS = frozenset({ADMIN, DPO, AUDITOR})
 PUBLIC = None  # no key needed at all
 CONSENT_PUBLIC = "/api/v1/consent/public/{site_key}"
+REG = "/api/v1/registers"
 
 MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/healthz"): PUBLIC,
@@ -142,6 +148,42 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/api/v1/datamaps"): DATAMAP_READERS,
     ("GET", "/api/v1/datamaps/{key}"): DATAMAP_READERS,
     ("POST", "/api/v1/datamaps/{key}/validate"): DATAMAP_VALIDATORS,
+    ("GET", f"{REG}/settings"): REGISTER_READERS,
+    ("PUT", f"{REG}/settings"): REGISTER_WRITERS,
+    ("GET", f"{REG}/activities"): REGISTER_READERS,
+    ("POST", f"{REG}/activities"): REGISTER_WRITERS,
+    ("GET", f"{REG}/activities/export"): COMPLIANCE_READERS,
+    ("GET", f"{REG}/activities/{{entry_id}}"): REGISTER_READERS,
+    ("PUT", f"{REG}/activities/{{entry_id}}"): REGISTER_WRITERS,
+    ("DELETE", f"{REG}/activities/{{entry_id}}"): REGISTER_WRITERS,
+    ("GET", f"{REG}/processors"): REGISTER_READERS,
+    ("GET", f"{REG}/processors/alerts"): REGISTER_READERS,
+    ("POST", f"{REG}/processors"): REGISTER_WRITERS,
+    ("GET", f"{REG}/processors/{{entry_id}}"): REGISTER_READERS,
+    ("PUT", f"{REG}/processors/{{entry_id}}"): REGISTER_WRITERS,
+    ("DELETE", f"{REG}/processors/{{entry_id}}"): REGISTER_WRITERS,
+    ("GET", f"{REG}/breaches"): REGISTER_READERS,
+    ("POST", f"{REG}/breaches"): REGISTER_WRITERS,
+    ("GET", f"{REG}/breaches/{{entry_id}}"): REGISTER_READERS,
+    ("PUT", f"{REG}/breaches/{{entry_id}}"): REGISTER_WRITERS,
+    ("POST", f"{REG}/breaches/{{entry_id}}/notifications"): REGISTER_WRITERS,
+    ("GET", f"{REG}/breaches/{{entry_id}}/notification-form"): COMPLIANCE_READERS,
+    ("GET", f"{REG}/breaches/{{entry_id}}/communication"): REGISTER_WRITERS,
+    ("GET", f"{REG}/dpias"): COMPLIANCE_READERS,
+    ("POST", f"{REG}/dpias"): REGISTER_WRITERS,
+    ("POST", f"{REG}/dpias/import-pia"): REGISTER_WRITERS,
+    ("GET", f"{REG}/dpias/{{entry_id}}"): COMPLIANCE_READERS,
+    ("GET", f"{REG}/dpias/{{entry_id}}/pia"): COMPLIANCE_READERS,
+    ("PUT", f"{REG}/dpias/{{entry_id}}"): REGISTER_WRITERS,
+    ("DELETE", f"{REG}/dpias/{{entry_id}}"): REGISTER_WRITERS,
+    ("GET", f"{REG}/dpia-events"): COMPLIANCE_READERS,
+}
+AWARE = datetime(2026, 3, 27, 14, 0, tzinfo=UTC)
+REGISTER_BODIES: dict[str, Callable[[], dict[str, Any]]] = {
+    "activities": registers_samples.controller_activity,
+    "processors": registers_samples.processor,
+    "breaches": lambda: registers_samples.breach(AWARE),
+    "dpias": registers_samples.dpia,
 }
 RIGHTS_ACTOR = {"type": "test", "id": "access-matrix"}
 # The smallest valid map; its store is an empty in-memory database, so validation reports problems.
@@ -221,6 +263,9 @@ class World:
     rights: RightsService
     inbox: Inbox
     request_id: str
+    registers: dict[str, str]
+    # Creates a register entry (activities, processors, breaches, dpias) and returns its id.
+    fresh: Callable[[str], str]
 
     def fresh_request(self, **body: Any) -> str:
         """A new data-subject request: changing routes need one each, as their changes are one-way."""
@@ -257,6 +302,10 @@ class World:
         url = url.replace("{quarter}", "2026-Q3").replace("{instrument}", "card").replace("{payer}", "p-1")
         url = url.replace("{site_key}", self.site_key).replace("{consent_id}", self.consent_id)
         url = url.replace("{version}", "1").replace("{user_id}", self.user_id).replace("{key}", "app")
+        if "{entry_id}" in url:
+            kind = path.removeprefix(f"{REG}/").split("/")[0]
+            # Each allowed role deletes an entry of its own: the second delete of one would be a 404.
+            url = url.replace("{entry_id}", self.fresh(kind) if method == "DELETE" else self.registers[kind])
         if "{key_id}" in url:
             url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
         bodies |= {
@@ -287,7 +336,17 @@ class World:
             ("POST", "/api/v1/privacy/pseudonyms"): {"values": ["u-7"]},
             ("POST", "/api/v1/privacy/reidentify"): {"token": self.pseudonym, "reason": "matrix"},
             ("POST", "/api/v1/privacy/redact"): {"text": "u-7 <u7@example.fr>"},
+            ("PUT", f"{REG}/settings"): registers_samples.settings(),
+            ("POST", f"{REG}/breaches/{{entry_id}}/notifications"): {
+                "kind": "complementary",
+                "sent_at": registers_samples.iso(AWARE + timedelta(hours=80)),
+                "authority": "cnil",
+            },
+            ("POST", f"{REG}/dpias/import-pia"): {"pia": {"name": "Imported"}, "answers": []},
         }
+        for kind, body in REGISTER_BODIES.items():
+            bodies[("POST", f"{REG}/{kind}")] = body()
+            bodies[("PUT", f"{REG}/{kind}/{{entry_id}}")] = body()
         params: dict[tuple[str, str], Any] = {
             ("GET", "/api/v1/audit/events"): {"module": "bookings", "limit": 2},
             ("GET", "/api/v1/audit/proofs/inclusion"): {"seq": 0, "size": self.new_size},
@@ -340,6 +399,19 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         "/api/v1/privacy/pseudonyms", json={"operator": "encrypt", "values": ["u-7"]}, headers=auth(tokens[SERVICE])
     )
     assert pseudonym.status_code == 200, pseudonym.text
+    dpo = auth(tokens[DPO])
+    assert client.put(f"{REG}/settings", json=registers_samples.settings(), headers=dpo).status_code == 200
+
+    def fresh(kind: str) -> str:
+        created = client.post(f"{REG}/{kind}", json=REGISTER_BODIES[kind](), headers=dpo)
+        assert created.status_code == 201, created.text
+        entry_id: str = created.json()["id"]
+        return entry_id
+
+    registers = {kind: fresh(kind) for kind in REGISTER_BODIES}
+    initial = {"kind": "initial", "sent_at": registers_samples.iso(AWARE + timedelta(hours=70)), "authority": "cnil"}
+    notified = client.post(f"{REG}/breaches/{registers['breaches']}/notifications", json=initial, headers=dpo)
+    assert notified.status_code == 201, notified.text
     return World(
         runtime=runtime,
         org=org,
@@ -360,6 +432,8 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
             org, RequestIn(type=RequestType.ACCESS, email="matrix@example.org"), RIGHTS_ACTOR, "service"
         ).id,
         pseudonym=pseudonym.json()["pseudonyms"][0],
+        registers=registers,
+        fresh=fresh,
     )
 
 

@@ -30,7 +30,7 @@ from gardien.registers.schemas import (
     SettingsIn,
     SettingsOut,
 )
-from gardien.registers.service import RegistersService, field_error
+from gardien.registers.service import KIND_ACTIVITY, KIND_DPIA, KIND_PROCESSOR, RegistersService, field_error
 
 ADMIN, DPO, AUDITOR, OPERATOR = Role.ADMIN, Role.DPO, Role.AUDITOR, Role.OPERATOR
 WRITERS = frozenset({ADMIN, DPO})
@@ -90,7 +90,7 @@ def list_activities(
 async def create_activity(
     request: Request, body: Annotated[ActivityIn, Body()], principal: Principal = _requires(WRITERS)
 ) -> ActivityOut:
-    return await service_of(request).create_activity(principal.org_id, body, principal.as_actor())
+    return await service_of(request).create(principal.org_id, KIND_ACTIVITY, body, principal.as_actor())
 
 
 @router.get(
@@ -115,19 +115,19 @@ def export_activities(
 
 @router.get("/activities/{entry_id}", response_model=ActivityOut, summary="One processing activity")
 def get_activity(entry_id: EntryId, request: Request, principal: Principal = _requires(READERS)) -> ActivityOut:
-    return service_of(request).activity(principal.org_id, entry_id)
+    return service_of(request).get(principal.org_id, KIND_ACTIVITY, entry_id)
 
 
 @router.put("/activities/{entry_id}", response_model=ActivityOut, summary="Replace a processing activity")
 async def put_activity(
     entry_id: EntryId, request: Request, body: Annotated[ActivityIn, Body()], principal: Principal = _requires(WRITERS)
 ) -> ActivityOut:
-    return await service_of(request).replace_activity(principal.org_id, entry_id, body, principal.as_actor())
+    return await service_of(request).replace(principal.org_id, KIND_ACTIVITY, entry_id, body, principal.as_actor())
 
 
 @router.delete("/activities/{entry_id}", status_code=204, summary="Delete a processing activity")
 async def delete_activity(entry_id: EntryId, request: Request, principal: Principal = _requires(WRITERS)) -> Response:
-    await service_of(request).delete_activity(principal.org_id, entry_id, principal.as_actor())
+    await service_of(request).delete(principal.org_id, KIND_ACTIVITY, entry_id, principal.as_actor())
     return Response(status_code=204)
 
 
@@ -150,24 +150,24 @@ def processor_alerts(request: Request, principal: Principal = _requires(READERS)
 async def create_processor(
     body: ProcessorIn, request: Request, principal: Principal = _requires(WRITERS)
 ) -> ProcessorOut:
-    return await service_of(request).create_processor(principal.org_id, body, principal.as_actor())
+    return await service_of(request).create(principal.org_id, KIND_PROCESSOR, body, principal.as_actor())
 
 
 @router.get("/processors/{entry_id}", response_model=ProcessorOut, summary="One processor")
 def get_processor(entry_id: EntryId, request: Request, principal: Principal = _requires(READERS)) -> ProcessorOut:
-    return service_of(request).processor(principal.org_id, entry_id)
+    return service_of(request).get(principal.org_id, KIND_PROCESSOR, entry_id)
 
 
 @router.put("/processors/{entry_id}", response_model=ProcessorOut, summary="Replace a processor")
 async def put_processor(
     entry_id: EntryId, body: ProcessorIn, request: Request, principal: Principal = _requires(WRITERS)
 ) -> ProcessorOut:
-    return await service_of(request).replace_processor(principal.org_id, entry_id, body, principal.as_actor())
+    return await service_of(request).replace(principal.org_id, KIND_PROCESSOR, entry_id, body, principal.as_actor())
 
 
 @router.delete("/processors/{entry_id}", status_code=204, summary="Delete a processor")
 async def delete_processor(entry_id: EntryId, request: Request, principal: Principal = _requires(WRITERS)) -> Response:
-    await service_of(request).delete_processor(principal.org_id, entry_id, principal.as_actor())
+    await service_of(request).delete(principal.org_id, KIND_PROCESSOR, entry_id, principal.as_actor())
     return Response(status_code=204)
 
 
@@ -313,7 +313,7 @@ async def put_dpia(
 
 @router.delete("/dpias/{entry_id}", status_code=204, summary="Delete an impact assessment")
 async def delete_dpia(entry_id: EntryId, request: Request, principal: Principal = _requires(WRITERS)) -> Response:
-    await service_of(request).delete_dpia(principal.org_id, entry_id, principal.as_actor())
+    await service_of(request).delete(principal.org_id, KIND_DPIA, entry_id, principal.as_actor())
     return Response(status_code=204)
 
 

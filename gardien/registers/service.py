@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 import rfc8785
@@ -59,39 +59,46 @@ MAX_LIMIT = 200
 # How far the notification time may lie ahead of Gardien's clock: clocks of the DPO's machine drift.
 SENT_AT_SLACK = timedelta(minutes=5)
 Events = list[PreparedEvent]
+Shape = TypeVar("Shape", bound=BaseModel)
 
 ACTIVITY = TypeAdapter[ActivityIn](ActivityIn)
 
 
 @dataclass(frozen=True)
-class Kind:
-    """One register: its table, its audit names, and the columns it derives from a record."""
+class Kind(Generic[Shape]):
+    """One register: its table, its audit names, the columns it derives from a record, its answer's type."""
 
     table: Table
     noun: str  # in audit actions: registers.<noun>.created
     target: str  # the audit event's target type
     columns: Callable[[Any], dict[str, Any]]
+    out: type[Shape]
     dpia_event: DpiaEvent | None = None
 
 
-KIND_ACTIVITY = Kind(ACTIVITIES, "activity", "register_activity", lambda r: {"role": r.role, "name": r.name})
+KIND_ACTIVITY = Kind(
+    ACTIVITIES, "activity", "register_activity", lambda r: {"role": r.role, "name": r.name}, ActivityOut
+)
 KIND_PROCESSOR = Kind(
     PROCESSORS,
     "processor",
     "register_processor",
     lambda r: {"name": r.name, "dpa_signed_on": r.dpa.signed_on, "dpa_review_on": r.dpa.review_on},
+    ProcessorOut,
 )
 KIND_BREACH = Kind(
     BREACHES,
     "breach",
     "register_breach",
     lambda r: {"title": r.title, "aware_at": r.aware_at, "risk": r.risk.value, "status": r.status},
+    BreachOut,
 )
 KIND_DPIA = Kind(
     DPIAS,
     "dpia",
     "register_dpia",
     lambda r: {"name": r.name, "status": r.validation.status},
+    DpiaOut,
     dpia_event=DpiaEvent.RISK_ASSESSMENT,
 )
 
@@ -116,12 +123,18 @@ class RegistersService:
         self.ledger = ledger
         self.clock = clock or utcnow
         self._sqlite = is_sqlite(runtime.engine)
+        self._shapers: dict[str, Callable[[Row[Any]], Any]] = {
+            KIND_ACTIVITY.noun: self._activity_out,
+            KIND_PROCESSOR.noun: self._processor_out,
+            KIND_BREACH.noun: self._breach_out,
+            KIND_DPIA.noun: self._dpia_out,
+        }
 
     # Writing -------------------------------------------------------------------------------------
 
     def _audit(
         self,
-        kind: Kind,
+        kind: Kind[Any],
         verb: str,
         crud: str,
         actor: Mapping[str, Any],
@@ -142,7 +155,7 @@ class RegistersService:
             }
         )
 
-    def _locked(self, conn: Connection, kind: Kind, org_id: str, entry_id: str) -> Row[Any]:
+    def _locked(self, conn: Connection, kind: Kind[Any], org_id: str, entry_id: str) -> Row[Any]:
         stmt = select(kind.table).where(kind.table.c.org_id == org_id, kind.table.c.id == entry_id)
         row = conn.execute(stmt if self._sqlite else stmt.with_for_update()).first()
         if row is None:
@@ -150,7 +163,13 @@ class RegistersService:
         return row
 
     async def _create(
-        self, org_id: str, kind: Kind, record: BaseModel, actor: Mapping[str, Any], verb: str = "created", **extra: Any
+        self,
+        org_id: str,
+        kind: Kind[Any],
+        record: BaseModel,
+        actor: Mapping[str, Any],
+        verb: str = "created",
+        **extra: Any,
     ) -> str:
         entry_id = new_id()
         document = canonical(record)
@@ -181,7 +200,7 @@ class RegistersService:
     async def _replace(
         self,
         org_id: str,
-        kind: Kind,
+        kind: Kind[Any],
         entry_id: str,
         record: BaseModel,
         actor: Mapping[str, Any],
@@ -215,7 +234,7 @@ class RegistersService:
 
         await self.ledger.transact_async(org_id, work)
 
-    async def _delete(self, org_id: str, kind: Kind, entry_id: str, actor: Mapping[str, Any]) -> None:
+    async def _delete(self, org_id: str, kind: Kind[Any], entry_id: str, actor: Mapping[str, Any]) -> None:
         def work(conn: Connection) -> tuple[None, Events]:
             row = self._locked(conn, kind, org_id, entry_id)
             conn.execute(delete(kind.table).where(kind.table.c.org_id == org_id, kind.table.c.id == entry_id))
@@ -227,7 +246,7 @@ class RegistersService:
 
     # Reading -------------------------------------------------------------------------------------
 
-    def _row(self, kind: Kind, org_id: str, entry_id: str) -> Row[Any]:
+    def _row(self, kind: Kind[Any], org_id: str, entry_id: str) -> Row[Any]:
         with self.runtime.engine.connect() as conn:
             row = conn.execute(
                 select(kind.table).where(kind.table.c.org_id == org_id, kind.table.c.id == entry_id)
@@ -237,7 +256,7 @@ class RegistersService:
         return row
 
     def _rows(
-        self, kind: Kind, org_id: str, cursor: str | None, limit: int, *where: Any
+        self, kind: Kind[Any], org_id: str, cursor: str | None, limit: int, *where: Any
     ) -> tuple[list[Row[Any]], bool]:
         limit = max(1, min(limit, MAX_LIMIT))
         stmt = select(kind.table).where(kind.table.c.org_id == org_id, *where)
@@ -263,6 +282,24 @@ class RegistersService:
     def _next(rows: list[Row[Any]], more: bool) -> str | None:
         return str(rows[-1].id) if more and rows else None
 
+    def get(self, org_id: str, kind: Kind[Shape], entry_id: str) -> Shape:
+        """One entry of a register, shaped as its API answer."""
+        shaped = self._shapers[kind.noun](self._row(kind, org_id, entry_id))
+        assert isinstance(shaped, kind.out)
+        return shaped
+
+    async def create(self, org_id: str, kind: Kind[Shape], body: BaseModel, actor: Mapping[str, Any]) -> Shape:
+        return self.get(org_id, kind, await self._create(org_id, kind, body, actor))
+
+    async def replace(
+        self, org_id: str, kind: Kind[Shape], entry_id: str, body: BaseModel, actor: Mapping[str, Any]
+    ) -> Shape:
+        await self._replace(org_id, kind, entry_id, body, actor)
+        return self.get(org_id, kind, entry_id)
+
+    async def delete(self, org_id: str, kind: Kind[Any], entry_id: str, actor: Mapping[str, Any]) -> None:
+        await self._delete(org_id, kind, entry_id, actor)
+
     # Header --------------------------------------------------------------------------------------
 
     def settings(self, org_id: str) -> SettingsOut:
@@ -281,7 +318,7 @@ class RegistersService:
     async def put_settings(self, org_id: str, body: SettingsIn, actor: Mapping[str, Any]) -> SettingsOut:
         document = canonical(body)
         who = str(actor.get("id", ""))
-        kind = Kind(SETTINGS, "settings", "register_settings", lambda r: {})
+        kind = Kind(SETTINGS, "settings", "register_settings", lambda r: {}, SettingsOut)
 
         def work(conn: Connection) -> tuple[None, Events]:
             stmt = select(SETTINGS).where(SETTINGS.c.org_id == org_id)
@@ -328,9 +365,6 @@ class RegistersService:
             transfers_outside_eea=len(record.transfers),
         )
 
-    def activity(self, org_id: str, entry_id: str) -> ActivityOut:
-        return self._activity_out(self._row(KIND_ACTIVITY, org_id, entry_id))
-
     def activities(self, org_id: str, cursor: str | None, limit: int, role: str | None = None) -> Page[ActivityOut]:
         where = [ACTIVITIES.c.role == role] if role is not None else []
         rows, more = self._rows(KIND_ACTIVITY, org_id, cursor, limit, *where)
@@ -342,27 +376,12 @@ class RegistersService:
             rows = conn.execute(select(ACTIVITIES).where(ACTIVITIES.c.org_id == org_id).order_by(ACTIVITIES.c.id))
             return [self._activity_out(row) for row in rows]
 
-    async def create_activity(self, org_id: str, body: ActivityIn, actor: Mapping[str, Any]) -> ActivityOut:
-        return self.activity(org_id, await self._create(org_id, KIND_ACTIVITY, body, actor))
-
-    async def replace_activity(
-        self, org_id: str, entry_id: str, body: ActivityIn, actor: Mapping[str, Any]
-    ) -> ActivityOut:
-        await self._replace(org_id, KIND_ACTIVITY, entry_id, body, actor)
-        return self.activity(org_id, entry_id)
-
-    async def delete_activity(self, org_id: str, entry_id: str, actor: Mapping[str, Any]) -> None:
-        await self._delete(org_id, KIND_ACTIVITY, entry_id, actor)
-
     # Processors ----------------------------------------------------------------------------------
 
     def _processor_out(self, row: Row[Any]) -> ProcessorOut:
         record = ProcessorIn.model_validate_json(row.record)
         found = processor_alerts.of_processor(record, self.clock().date())
         return ProcessorOut(**self._envelope(row, record), alerts=[kind for kind, _ in found])
-
-    def processor(self, org_id: str, entry_id: str) -> ProcessorOut:
-        return self._processor_out(self._row(KIND_PROCESSOR, org_id, entry_id))
 
     def processors(self, org_id: str, cursor: str | None, limit: int) -> Page[ProcessorOut]:
         rows, more = self._rows(KIND_PROCESSOR, org_id, cursor, limit)
@@ -386,18 +405,6 @@ class RegistersService:
             ]
         )
 
-    async def create_processor(self, org_id: str, body: ProcessorIn, actor: Mapping[str, Any]) -> ProcessorOut:
-        return self.processor(org_id, await self._create(org_id, KIND_PROCESSOR, body, actor))
-
-    async def replace_processor(
-        self, org_id: str, entry_id: str, body: ProcessorIn, actor: Mapping[str, Any]
-    ) -> ProcessorOut:
-        await self._replace(org_id, KIND_PROCESSOR, entry_id, body, actor)
-        return self.processor(org_id, entry_id)
-
-    async def delete_processor(self, org_id: str, entry_id: str, actor: Mapping[str, Any]) -> None:
-        await self._delete(org_id, KIND_PROCESSOR, entry_id, actor)
-
     # Breaches ------------------------------------------------------------------------------------
 
     def _breach_out(self, row: Row[Any]) -> BreachOut:
@@ -419,7 +426,7 @@ class RegistersService:
         )
 
     def breach(self, org_id: str, entry_id: str) -> BreachOut:
-        return self._breach_out(self._row(KIND_BREACH, org_id, entry_id))
+        return self.get(org_id, KIND_BREACH, entry_id)
 
     def breaches(self, org_id: str, cursor: str | None, limit: int, status: str | None = None) -> Page[BreachOut]:
         where = [BREACHES.c.status == status] if status is not None else []
@@ -496,7 +503,7 @@ class RegistersService:
         return DpiaOut(**self._envelope(row, record), prior_consultation=prior_consultation(record))
 
     def dpia(self, org_id: str, entry_id: str) -> DpiaOut:
-        return self._dpia_out(self._row(KIND_DPIA, org_id, entry_id))
+        return self.get(org_id, KIND_DPIA, entry_id)
 
     def dpias(self, org_id: str, cursor: str | None, limit: int) -> Page[DpiaOut]:
         rows, more = self._rows(KIND_DPIA, org_id, cursor, limit)
@@ -512,15 +519,12 @@ class RegistersService:
 
     async def create_dpia(self, org_id: str, body: DpiaIn, actor: Mapping[str, Any], verb: str = "created") -> DpiaOut:
         self._check_activity(org_id, body)
-        return self.dpia(org_id, await self._create(org_id, KIND_DPIA, body, actor, verb=verb))
+        return self.dpia(org_id, await self._create(org_id, KIND_DPIA, body, actor, verb))
 
     async def replace_dpia(self, org_id: str, entry_id: str, body: DpiaIn, actor: Mapping[str, Any]) -> DpiaOut:
         self._check_activity(org_id, body)
         await self._replace(org_id, KIND_DPIA, entry_id, body, actor)
         return self.dpia(org_id, entry_id)
-
-    async def delete_dpia(self, org_id: str, entry_id: str, actor: Mapping[str, Any]) -> None:
-        await self._delete(org_id, KIND_DPIA, entry_id, actor)
 
     # The DPIA event log ----------------------------------------------------------------------------
 
@@ -588,7 +592,7 @@ def prior_consultation(record: DpiaIn) -> bool:
     return any((r.severity or 0) >= 3 and (r.likelihood or 0) >= 3 for r in risks)
 
 
-def _display(kind: Kind, record: Any) -> str:
+def _display(kind: Kind[Any], record: Any) -> str:
     return str(getattr(record, "name", None) or getattr(record, "title", kind.noun))
 
 
