@@ -242,6 +242,8 @@ def test_breach_in_time_and_not_required(client: TestClient, tokens: dict[Role, 
     assert ok(client.post(f"{BASE}/breaches", json=minor, headers=dpo), 201)["clock"]["state"] == "not_required"
     future = samples.breach(datetime.now(UTC) + timedelta(days=1))
     ok(client.post(f"{BASE}/breaches", json=future, headers=dpo), 422)
+    ancient = samples.breach(aware) | {"aware_at": "0001-01-01T00:00:00+23:59"}
+    assert ok(client.post(f"{BASE}/breaches", json=ancient, headers=dpo), 422)["errors"][0]["field"] == "aware_at"
     listed = ok(client.get(f"{BASE}/breaches", headers=auth(tokens[Role.OPERATOR])))
     assert len(listed["items"]) == 2
 
@@ -296,6 +298,7 @@ def test_dpia_and_its_event_log(client: TestClient, runtime: Runtime, tokens: di
     assert ok(client.get(f"{BASE}/dpia-events", params=past, headers=dpo))["periods"] == []
     too_long = {"since": "2020-01-01T00:00:00Z", "until": "2022-01-01T00:00:00Z", "period": "day"}
     ok(client.get(f"{BASE}/dpia-events", params=too_long, headers=dpo), 422)
+    ok(client.get(f"{BASE}/dpia-events", params={"until": "9999-12-31T23:59:59-23:59"}, headers=dpo), 422)
 
     with runtime.engine.connect() as conn:
         seals = conn.execute(

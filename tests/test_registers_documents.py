@@ -55,8 +55,13 @@ def test_register_as_xlsx_with_cnil_columns(client: TestClient, tokens: dict[Rol
     assert first["Nom du traitement"] == "Billetterie en ligne"
     assert first["Finalité principale"] == "Vente de billets"
     assert first["Sous-finalités"] == "Lutte contre la fraude"
-    assert first["Données sensibles"] == "health"
-    assert first["Transferts hors UE"] == "Mailjet Inc., US, dpf, DPA annexe 3"
+    assert first["Données sensibles"] == "Données de santé"
+    assert (
+        first["Transferts hors UE"] == "Mailjet Inc., US, cadre de protection des données UE–États-Unis, DPA annexe 3"
+    )
+    assert first["Base légale"] == (
+        "Vente de billets: Exécution d'un contrat\nLutte contre la fraude: Intérêt légitime (éviter les impayés)"
+    )
     assert first["Responsable du traitement"].startswith("Les Ogres de Barback SARL")
     assert "Karim Benali" in first["Délégué à la protection des données"]
     # A name that looks like a formula stays text, neutralised.

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import AwareDatetime
 
 from gardien.core.auth import require
 from gardien.core.roles import Role
@@ -23,6 +22,7 @@ from gardien.registers.schemas import (
     DpiaEventSummary,
     DpiaIn,
     DpiaOut,
+    Moment,
     NotificationIn,
     Page,
     ProcessorIn,
@@ -324,16 +324,13 @@ async def delete_dpia(entry_id: EntryId, request: Request, principal: Principal 
 )
 def dpia_events(
     request: Request,
-    since: AwareDatetime | None = None,
-    until: Annotated[AwareDatetime | None, Query(description="exclusive; default now")] = None,
+    since: Moment | None = None,
+    until: Annotated[Moment | None, Query(description="exclusive; default now")] = None,
     period: Literal["day", "month", "all"] = "month",
     principal: Principal = _requires(COMPLIANCE_READERS),
 ) -> DpiaEventSummary:
-    try:
-        end = until or datetime.now(UTC)
-        start = since or end - timedelta(days=365)
-    except OverflowError as exc:
-        raise field_error("until", "out of range") from exc
+    end = until or datetime.now(UTC)
+    start = since or end - timedelta(days=365)
     if start >= end:
         raise field_error("since", "must be before until")
     if end - start > MAX_SPAN[period]:

@@ -18,6 +18,7 @@ from openpyxl.styles import Alignment, Font
 
 from gardien.registers.documents import render
 from gardien.registers.schemas import ActivityOut, Contact, ControllerActivity, ProcessorActivity, SettingsIn, dump
+from gardien.registers.texts import in_french as fr
 
 ExportFormat = Literal["json", "csv", "xlsx", "html"]
 MEDIA_TYPES: dict[str, str] = {
@@ -60,7 +61,8 @@ CONTROLLER_COLUMNS: list[Column] = [
         "Base légale",
         lambda e, r, h: _lines(
             [
-                f"{p.name}: {p.legal_basis.value}" + (f" ({p.legitimate_interest})" if p.legitimate_interest else "")
+                f"{p.name}: {fr(p.legal_basis.value)}"
+                + (f" ({p.legitimate_interest})" if p.legitimate_interest else "")
                 for p in r.purposes
             ]
         ),
@@ -70,16 +72,19 @@ CONTROLLER_COLUMNS: list[Column] = [
         "data_categories",
         "Catégories de données et durées de conservation",
         lambda e, r, h: _lines(
-            [f"{d.category.value}: {d.description or ''} — {d.retention or ''}".strip(" —:") for d in r.data_categories]
+            [
+                f"{fr(d.category.value)}: {d.description or ''} — {d.retention or ''}".strip(" —:")
+                for d in r.data_categories
+            ]
         ),
     ),
-    ("special_categories", "Données sensibles", lambda e, r, h: _lines([c.value for c in r.special_categories])),
+    ("special_categories", "Données sensibles", lambda e, r, h: _lines([fr(c.value) for c in r.special_categories])),
     ("nir", "NIR", lambda e, r, h: "oui" if r.nir else "non"),
     (
         "recipients",
         "Destinataires",
         lambda e, r, h: _lines(
-            [f"{x.name} ({x.kind.value}{', ' + x.country if x.country else ''})" for x in r.recipients]
+            [f"{x.name} ({fr(x.kind.value)}{', ' + x.country if x.country else ''})" for x in r.recipients]
         ),
     ),
     (
@@ -87,7 +92,8 @@ CONTROLLER_COLUMNS: list[Column] = [
         "Transferts hors UE",
         lambda e, r, h: _lines(
             [
-                f"{t.recipient}, {t.country}, {t.safeguard.value}" + (f", {t.documentation}" if t.documentation else "")
+                f"{t.recipient}, {t.country}, {fr(t.safeguard.value)}"
+                + (f", {t.documentation}" if t.documentation else "")
                 for t in r.transfers
             ]
         ),
@@ -97,7 +103,7 @@ CONTROLLER_COLUMNS: list[Column] = [
         "security_measures",
         "Mesures de sécurité",
         lambda e, r, h: _lines(
-            [m.value for m in r.security_measures] + ([r.security_description] if r.security_description else [])
+            [fr(m.value) for m in r.security_measures] + ([r.security_description] if r.security_description else [])
         ),
     ),
 ]
@@ -123,13 +129,13 @@ PROCESSOR_COLUMNS: list[ProcessorColumn] = [
     (
         "transfers",
         "Transferts hors UE",
-        lambda e, r: _lines([f"{t.recipient}, {t.country}, {t.safeguard.value}" for t in r.transfers]),
+        lambda e, r: _lines([f"{t.recipient}, {t.country}, {fr(t.safeguard.value)}" for t in r.transfers]),
     ),
     (
         "security_measures",
         "Mesures de sécurité",
         lambda e, r: _lines(
-            [m.value for m in r.security_measures] + ([r.security_description] if r.security_description else [])
+            [fr(m.value) for m in r.security_measures] + ([r.security_description] if r.security_description else [])
         ),
     ),
 ]

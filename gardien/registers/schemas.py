@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from gardien.core.schemas import NO_NUL
 
@@ -19,6 +19,18 @@ Country = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 al
 Labels = Annotated[list[Label], Field(max_length=50)]
 Severity = Annotated[int, Field(ge=1, le=4, description="1 negligible, 2 limited, 3 important, 4 maximum")]
 MAX_PEOPLE = 10**10
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+
+
+def _plausible(moment: datetime) -> datetime:
+    # Also keeps 72-hour sums and UTC conversions of the extreme years off the overflow edge.
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError("must be between 1970 and 2999")
+    return moment
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
 
 # EU member states, and Iceland, Liechtenstein and Norway (EEA Agreement): no transfer tool needed.
 EEA = frozenset(
@@ -334,9 +346,9 @@ class Art34Exemption(StrEnum):
 class BreachIn(Strict):
     title: Name
     description: Text = Field(min_length=1, description="The nature of the breach (Art. 33(3)(a))")
-    aware_at: AwareDatetime = Field(description="When the controller became aware: the 72-hour clock starts here")
-    started_at: AwareDatetime | None = None
-    ended_at: AwareDatetime | None = None
+    aware_at: Moment = Field(description="When the controller became aware: the 72-hour clock starts here")
+    started_at: Moment | None = None
+    ended_at: Moment | None = None
     nature: list[Literal["confidentiality", "integrity", "availability"]] = Field(min_length=1, max_length=3)
     circumstances: Text | None = None
     subject_categories: Labels = Field(default_factory=list)
@@ -352,7 +364,7 @@ class BreachIn(Strict):
     risk: Risk
     no_notification_reason: Text | None = None
     art34_exemption: Art34Exemption | None = None
-    subjects_informed_at: AwareDatetime | None = None
+    subjects_informed_at: Moment | None = None
     late_reasons: Text | None = None
     status: Literal["open", "closed"] = "open"
 
@@ -367,7 +379,7 @@ class BreachIn(Strict):
 
 class NotificationIn(Strict):
     kind: Literal["initial", "complementary"]
-    sent_at: AwareDatetime
+    sent_at: Moment
     authority: Authority
     reference: str | None = Field(default=None, max_length=200, pattern=NO_NUL)
     late_reasons: Text | None = Field(default=None, description="Required for an initial notification past 72 hours")

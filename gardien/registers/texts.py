@@ -254,3 +254,50 @@ COMMUNICATION: dict[str, dict[str, str]] = {
         "closing": "Wir bitten Sie, diesen Vorfall zu entschuldigen.",
     },
 }
+
+# The register's codes as the CNIL template words them, for the French exports.
+REGISTER_FR: dict[str, str] = {
+    "identity": "État civil, identité, données d'identification",
+    "personal_life": "Vie personnelle",
+    "professional_life": "Vie professionnelle",
+    "economic_financial": "Informations d'ordre économique et financier",
+    "connection": "Données de connexion",
+    "location": "Données de localisation",
+    "consent": "Consentement",
+    "contract": "Exécution d'un contrat",
+    "legal_obligation": "Obligation légale",
+    "vital_interests": "Sauvegarde des intérêts vitaux",
+    "public_task": "Mission d'intérêt public",
+    "legitimate_interests": "Intérêt légitime",
+    "racial_or_ethnic_origin": "Origine raciale ou ethnique",
+    "political_opinions": "Opinions politiques",
+    "religious_or_philosophical_beliefs": "Convictions religieuses ou philosophiques",
+    "trade_union_membership": "Appartenance syndicale",
+    "genetic": "Données génétiques",
+    "biometric": "Données biométriques",
+    "health": "Données de santé",
+    "sex_life_or_orientation": "Vie sexuelle ou orientation sexuelle",
+    "criminal_convictions": "Condamnations pénales ou infractions",
+    "internal": "service interne",
+    "processor": "sous-traitant",
+    "partner": "partenaire",
+    "authority": "autorité",
+    "adequacy": "décision d'adéquation",
+    "scc": "clauses contractuelles types",
+    "bcr": "règles d'entreprise contraignantes",
+    "code_of_conduct": "code de conduite",
+    "certification": "certification",
+    "dpf": "cadre de protection des données UE–États-Unis",
+    "derogation": "dérogation (art. 49)",
+    "access_control": "Contrôle d'accès des utilisateurs",
+    "traceability": "Mesures de traçabilité",
+    "software_protection": "Mesures de protection des logiciels",
+    "backup": "Sauvegarde des données",
+    "encryption": "Chiffrement des données",
+    "processor_control": "Contrôle des sous-traitants",
+    "other": "Autre",
+}
+
+
+def in_french(code: str) -> str:
+    return REGISTER_FR.get(code, code)
