@@ -24,6 +24,7 @@ def _register(client: TestClient, dpo: dict[str, str]) -> None:
     ok(client.put(f"{BASE}/settings", json=samples.settings(), headers=dpo))
     tricky = samples.controller_activity('=HYPERLINK("http://evil.example")')
     tricky["description"] = "<script>alert(1)</script>"
+    tricky["retention"] = "bell\x07 in the text"
     ok(client.post(f"{BASE}/activities", json=samples.controller_activity(), headers=dpo), 201)
     ok(client.post(f"{BASE}/activities", json=tricky, headers=dpo), 201)
     ok(client.post(f"{BASE}/activities", json=samples.processor_activity(), headers=dpo), 201)
@@ -67,6 +68,7 @@ def test_register_as_xlsx_with_cnil_columns(client: TestClient, tokens: dict[Rol
     # A name that looks like a formula stays text, neutralised.
     assert dict(zip(titles, rows[2], strict=True))["Nom du traitement"] == '\'=HYPERLINK("http://evil.example")'
     assert len(rows) == 3
+    assert dict(zip(titles, rows[2], strict=True))["Durée de conservation"] == "bell\ufffd in the text"
     processor_rows = list(book["Sous-traitant (art. 30.2)"].iter_rows(values_only=True))
     assert processor_rows[1][1] == "Hébergement des billetteries partenaires"
     assert processor_rows[1][3].startswith("Festival des Ogres")

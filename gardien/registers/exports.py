@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import orjson
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 
 from gardien.registers.documents import render
@@ -203,7 +204,8 @@ def _fill(sheet: Any, titles: list[str], rows: list[list[str]]) -> None:
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append(row)
+        # XML 1.0 cannot carry most control characters; they show as U+FFFD rather than fail the file.
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("\ufffd", value) for value in row])
     wrap = Alignment(wrap_text=True, vertical="top")
     for column in sheet.columns:
         for cell in column:
