@@ -18,7 +18,16 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 
 from gardien.registers.documents import render
-from gardien.registers.schemas import ActivityOut, Contact, ControllerActivity, ProcessorActivity, SettingsIn, dump
+from gardien.registers.schemas import (
+    ActivityOut,
+    Contact,
+    ControllerActivity,
+    ProcessorActivity,
+    SecurityMeasure,
+    SettingsIn,
+    Transfer,
+    dump,
+)
 from gardien.registers.texts import in_french as fr
 
 ExportFormat = Literal["json", "csv", "xlsx", "html"]
@@ -41,6 +50,19 @@ def _contact(contact: Contact | None) -> str:
 
 def _lines(values: Sequence[str]) -> str:
     return "\n".join(values)
+
+
+def _transfers(transfers: Sequence[Transfer]) -> str:
+    return _lines(
+        [
+            f"{t.recipient}, {t.country}, {fr(t.safeguard.value)}" + (f", {t.documentation}" if t.documentation else "")
+            for t in transfers
+        ]
+    )
+
+
+def _security(measures: Sequence[SecurityMeasure], description: str | None) -> str:
+    return _lines([fr(m.value) for m in measures] + ([description] if description else []))
 
 
 Column = tuple[str, str, Callable[[ActivityOut, ControllerActivity, SettingsIn | None], str]]
@@ -91,21 +113,13 @@ CONTROLLER_COLUMNS: list[Column] = [
     (
         "transfers",
         "Transferts hors UE",
-        lambda e, r, h: _lines(
-            [
-                f"{t.recipient}, {t.country}, {fr(t.safeguard.value)}"
-                + (f", {t.documentation}" if t.documentation else "")
-                for t in r.transfers
-            ]
-        ),
+        lambda e, r, h: _transfers(r.transfers),
     ),
     ("retention", "Durée de conservation", lambda e, r, h: r.retention or ""),
     (
         "security_measures",
         "Mesures de sécurité",
-        lambda e, r, h: _lines(
-            [fr(m.value) for m in r.security_measures] + ([r.security_description] if r.security_description else [])
-        ),
+        lambda e, r, h: _security(r.security_measures, r.security_description),
     ),
 ]
 
@@ -130,14 +144,12 @@ PROCESSOR_COLUMNS: list[ProcessorColumn] = [
     (
         "transfers",
         "Transferts hors UE",
-        lambda e, r: _lines([f"{t.recipient}, {t.country}, {fr(t.safeguard.value)}" for t in r.transfers]),
+        lambda e, r: _transfers(r.transfers),
     ),
     (
         "security_measures",
         "Mesures de sécurité",
-        lambda e, r: _lines(
-            [fr(m.value) for m in r.security_measures] + ([r.security_description] if r.security_description else [])
-        ),
+        lambda e, r: _security(r.security_measures, r.security_description),
     ),
 ]
 

@@ -181,12 +181,7 @@ class RegistersService:
                 insert(kind.table).values(
                     id=entry_id,
                     org_id=org_id,
-                    version=1,
-                    record=document,
-                    created_at=now,
-                    updated_at=now,
-                    created_by=who,
-                    updated_by=who,
+                    **_first_version(document, who, now),
                     **kind.columns(record),
                     **extra,
                 )
@@ -326,17 +321,7 @@ class RegistersService:
             now = self.clock()
             if row is None:
                 version = 1
-                conn.execute(
-                    insert(SETTINGS).values(
-                        org_id=org_id,
-                        version=1,
-                        record=document,
-                        created_at=now,
-                        updated_at=now,
-                        created_by=who,
-                        updated_by=who,
-                    )
-                )
+                conn.execute(insert(SETTINGS).values(org_id=org_id, **_first_version(document, who, now)))
             else:
                 version = row.version + 1
                 conn.execute(
@@ -590,6 +575,17 @@ def _notification_rules(
 def prior_consultation(record: DpiaIn) -> bool:
     risks = (record.risks.illegitimate_access, record.risks.unwanted_modification, record.risks.data_disappearance)
     return any((r.severity or 0) >= 3 and (r.likelihood or 0) >= 3 for r in risks)
+
+
+def _first_version(document: str, who: str, now: datetime) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "record": document,
+        "created_at": now,
+        "updated_at": now,
+        "created_by": who,
+        "updated_by": who,
+    }
 
 
 def _display(kind: Kind[Any], record: Any) -> str:
