@@ -59,7 +59,7 @@ FIGURE = CheckFigure(
     bench="consent_is_allowed",
     target=CHECK_TARGET,
     baseline=CHECK_BASELINE,
-    timed="ConsentService.is_allowed(org, subject, purpose), cache warm (cache TTL per settings)",
+    timed="ConsentService.is_allowed(org, subject, purpose), cache warm (other replicas followed every few seconds)",
 )
 
 
