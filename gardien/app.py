@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -108,8 +109,14 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body exceeds {limit} bytes")
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. Pass a runtime to share one with tests or an embedding program."""
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None, *, freeze_gc: bool = False) -> FastAPI:
+    """Build the app. Pass a runtime to share one with tests or an embedding program.
+
+    `freeze_gc` is for a server process that runs this one app until it exits (`gardien serve`):
+    once started, everything allocated so far (modules, classes, compiled statements, the app)
+    moves out of the garbage collector's sight. Otherwise each full collection walks those
+    objects again, a pause of 15 to 170 ms seen under load that stalls every request in flight.
+    """
     own_runtime = runtime is None
     runtime = runtime or Runtime.start(settings)
     ledger = Ledger(runtime)
@@ -117,6 +124,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger.start()
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
@@ -158,6 +168,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.fast_routes = {route.path: route for route in fast_routes}
     _put_in_front(app, lambda stack: FastLane(stack, runtime, fast_routes, runtime.settings.max_body_bytes))
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app as `gardien serve` runs it in each worker process (uvicorn's factory)."""
+    return create_app(freeze_gc=True)
 
 
 def _put_in_front(app: FastAPI, wrap: Callable[[ASGIApp], ASGIApp]) -> None:

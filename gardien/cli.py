@@ -99,7 +99,7 @@ def serve(
     if workers > 1:
         # Each worker process builds its own app (and group-commit writer) from the environment.
         uvicorn.run(
-            "gardien.app:create_app",
+            "gardien.app:create_served_app",
             factory=True,
             host=host,
             port=port,
@@ -108,7 +108,7 @@ def serve(
             access_log=access_log,
         )
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)
+    uvicorn.run(create_app(settings, freeze_gc=True), host=host, port=port, log_level="info", access_log=access_log)
 
 
 def _prepare_demo(host: str, port: int) -> None:

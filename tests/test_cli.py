@@ -276,3 +276,33 @@ def test_cli_changes_are_recorded_in_the_ledger(cli: CliRunner, runtime: Runtime
             conn.execute(select(EVENTS.c.action).where(EVENTS.c.org_id == org_id).order_by(EVENTS.c.seq)).scalars()
         )
     assert actions == ["organisation.create", "api_key.create"]
+
+
+FROZEN_PROBE = """
+import gc, sys
+from fastapi.testclient import TestClient
+from gardien.app import create_app, create_served_app
+from gardien.core.settings import Settings
+app = create_served_app() if sys.argv[1] == "served" else create_app(Settings())
+with TestClient(app) as client:
+    assert client.get("/healthz").status_code == 200
+    print(gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize(("how", "frozen"), [("served", True), ("embedded", False)])
+def test_only_a_served_app_moves_its_startup_heap_out_of_the_collectors_sight(
+    tmp_path: Path, how: str, frozen: bool
+) -> None:
+    """`gardien serve` freezes what startup allocated, so that full collections under load stay
+    short; an app built by tests or an embedding program leaves its host's collector alone."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "GARDIEN_DATABASE_URL": f"sqlite:///{tmp_path}/g.db", "GARDIEN_KEYS_DIR": str(tmp_path / "k")}
+    migrate = subprocess.run([sys.executable, "-m", "gardien", "migrate"], env=env, capture_output=True, text=True)
+    assert migrate.returncode == 0, migrate.stderr
+    done = subprocess.run([sys.executable, "-c", FROZEN_PROBE, how], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (int(done.stdout.split()[-1]) > 10_000) is frozen

@@ -128,3 +128,36 @@ def test_values_that_are_not_json_are_refused_by_name_and_nothing_is_sealed(
     error = refused.value.extra["errors"][0]
     assert error["field"] == path and why in error["message"]
     assert events(runtime, org) == []
+
+
+def test_two_sealers_on_one_ledger_take_turns_without_a_gap_or_a_fork(runtime: Runtime, org: str) -> None:
+    """Two processes (two Ledgers) appending in turn: each one's remembered head goes stale at the
+    other's every write, and its swap must miss and fall back to reading the row."""
+    first, second = Ledger(runtime), Ledger(runtime)
+    for i in range(6):
+        (first if i % 2 == 0 else second).append(org, an_event(f"turn.{i}"))
+        second.append(org, an_event(f"again.{i}"))
+    assert len(events(runtime, org)) == 12
+    with runtime.engine.connect() as conn:
+        seqs = list(conn.execute(select(EVENTS.c.seq).where(EVENTS.c.org_id == org).order_by(EVENTS.c.seq)).scalars())
+    assert seqs == list(range(12))
+    report = first.verify(org)
+    assert report.status == "ok", report
+
+
+def test_a_rolled_back_seal_does_not_leave_the_remembered_head_ahead(
+    ledger: Ledger, runtime: Runtime, org: str
+) -> None:
+    """The sealer remembers the head it wrote before the commit; a transaction that then fails must
+    not make the next append skip sequence numbers or chain from a MAC that was never stored."""
+    ledger.append(org, an_event("before"))
+
+    def sealed_then_fails(conn: Connection) -> tuple[None, list[PreparedEvent]]:
+        ledger.sealer.seal(conn, org, [ledger.prepare(an_event("lost"))], utcnow())
+        raise NotFound("a failure after the seal, before the commit")
+
+    with pytest.raises(NotFound):
+        ledger.transact(org, sealed_then_fails)
+    ledger.append(org, an_event("after"))
+    assert events(runtime, org) == ["before", "after"]
+    assert ledger.verify(org).status == "ok"

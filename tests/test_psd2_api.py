@@ -417,3 +417,23 @@ def test_a_payers_sixth_payment_in_the_same_writer_group_as_the_first_five_needs
         counters = session.scalars(select(ScaCounter).where(ScaCounter.org_id == org)).one()
     assert len(set(decided_at)) == 1, "the seven decisions were not decided in one group"
     assert (counters.remote_count, counters.remote_micros) == (5, 5_000_000)
+
+
+def test_a_policy_changed_by_another_replica_applies_to_the_next_decision(runtime: Runtime, org: str) -> None:
+    """Each process keeps the policy it last read and checks its version with the counters; a change
+    made elsewhere (here: counting per instrument instead of per payer) must not be missed."""
+    ledger = Ledger(runtime)
+    ours, theirs = ScaAdvisor(runtime, ledger), ScaAdvisor(runtime, ledger)
+    actor = {"type": "service", "id": "test"}
+    theirs.set_policy(org, PolicyIn.model_validate({"counter_mode": "count"}), actor)
+
+    def pay(instrument: str) -> str:
+        body = DecideIn.model_validate({"payment": payment("1", payer="replica", instrument_id=instrument)})
+        return ours.decide(org, body, actor).outcome.value
+
+    assert [pay("card-1") for _ in range(5)] == ["exempt"] * 5
+    assert pay("card-2") == "sca_required", "per payer, the sixth payment needs SCA whatever the card"
+    theirs.set_policy(org, PolicyIn.model_validate({"counter_mode": "count", "counter_scope": "instrument"}), actor)
+    assert pay("card-2") == "exempt", "per instrument, card-2 has its own counters"
+    theirs.set_policy(org, PolicyIn.model_validate({"counter_mode": "count"}), actor)
+    assert pay("card-3") == "sca_required", "back to per payer: the five payments still count"

@@ -177,6 +177,15 @@ UPDATE_HEAD = (
 )
 
 
+SWAP_HEAD = UPDATE_HEAD.where(
+    HEADS.c.size == bindparam("w_size"),
+    HEADS.c.mac == bindparam("w_mac"),
+    HEADS.c.checkpoint_size == bindparam("w_checkpoint_size"),
+    HEADS.c.min_seq == bindparam("w_min_seq"),
+)
+INSERT_CHECKPOINT = insert(CHECKPOINTS)
+
+
 def lock_head(conn: Connection, org_id: str) -> HeadState:
     stmt = SELECT_HEAD if is_sqlite(conn) else SELECT_HEAD_FOR_UPDATE
     row = conn.execute(stmt, {"org": org_id}).one_or_none()
@@ -206,7 +215,16 @@ def lock_head(conn: Connection, org_id: str) -> HeadState:
 
 
 class Sealer:
-    """Seals prepared events into an organisation's ledger inside the caller's transaction."""
+    """Seals prepared events into an organisation's ledger inside the caller's transaction.
+
+    The sealer remembers each organisation's head as it left it, so that the next batch can be
+    computed without reading the head first: the head row is then written with a compare-and-swap
+    (an UPDATE whose WHERE names the size, MAC, checkpoint size and minimum sequence it was computed
+    from). The UPDATE takes the same row lock as SELECT … FOR UPDATE and holds it to the commit,
+    so sequence numbers still follow commit order. When the row moved (another process wrote, a
+    transaction rolled back, a purge ran), nothing has been written yet: the sealer falls back to
+    locking and reading the row, and computes the batch again from what it holds.
+    """
 
     def __init__(
         self,
@@ -218,9 +236,26 @@ class Sealer:
         self.keyring = keyring
         self.checkpoint_every_events = checkpoint_every_events
         self.checkpoint_every_seconds = checkpoint_every_seconds
+        self._heads: dict[str, HeadState] = {}
 
     def seal(self, conn: Connection, org_id: str, events: Sequence[PreparedEvent], now: datetime) -> list[Sealed]:
+        head = self._heads.pop(org_id, None)
+        if head is not None:
+            expected = _swap_params(head)
+            batch = self._compute(conn, head, events, now)
+            if conn.execute(SWAP_HEAD, {**_head_values(head), **expected}).rowcount == 1:
+                return self._write(conn, head, batch)
         head = lock_head(conn, org_id)
+        batch = self._compute(conn, head, events, now)
+        self._save_head(conn, head)
+        return self._write(conn, head, batch)
+
+    def _compute(self, conn: Connection, head: HeadState, events: Sequence[PreparedEvent], now: datetime) -> _Batch:
+        """Sequence numbers, canonical bytes, leaves, the MAC chain and the tree nodes of a batch.
+
+        Advances `head` (frontier, MAC, checkpoint) in memory; writes nothing.
+        """
+        org_id = head.org_id
         key = self.keyring.hmac_key()
         recorded = rfc3339(now)
         frontier = head.frontier
@@ -269,27 +304,36 @@ class Sealer:
                 )
             )
             sealed.append(Sealed(event_id, seq, now, leaf))
+        head.mac = mac
+        checkpoint = self._sign_checkpoint(head, now) if self._checkpoint_due(head, now) else None
+        return _Batch(rows, nodes, sealed, checkpoint)
+
+    def _write(self, conn: Connection, head: HeadState, batch: _Batch) -> list[Sealed]:
+        """The batch's rows, after its head row was written (and so locked)."""
         # Straight to the driver: SQLAlchemy's per-row parameter processing costs as much as the
         # insert itself on this path.
-        _insert_events(conn, rows)
-        if nodes:
+        _insert_events(conn, batch.rows)
+        if batch.nodes:
             conn.execute(
                 INSERT_NODES,
-                [{"org_id": org_id, "level": lv, "idx": ix, "hash": h} for lv, ix, h in nodes],
+                [{"org_id": head.org_id, "level": lv, "idx": ix, "hash": h} for lv, ix, h in batch.nodes],
             )
-        head.mac = mac
-        if self._checkpoint_due(head, now):
-            self._write_checkpoint(conn, head, now)
-        self._save_head(conn, head)
-        return sealed
+        if batch.checkpoint is not None:
+            conn.execute(INSERT_CHECKPOINT, batch.checkpoint)
+        # If the transaction fails after this, the next swap finds the row unchanged and misses.
+        self._heads[head.org_id] = head
+        return batch.sealed
 
     def checkpoint(self, conn: Connection, org_id: str, now: datetime) -> int | None:
         """Sign the current tree if anything was added since the last checkpoint."""
+        self._heads.pop(org_id, None)
         head = lock_head(conn, org_id)
         if head.frontier.size == head.checkpoint_size:
             return None
-        self._write_checkpoint(conn, head, now)
+        checkpoint = self._sign_checkpoint(head, now)
         self._save_head(conn, head)
+        conn.execute(INSERT_CHECKPOINT, checkpoint)
+        self._heads[org_id] = head
         return head.frontier.size
 
     def _checkpoint_due(self, head: HeadState, now: datetime) -> bool:
@@ -300,7 +344,8 @@ class Sealer:
             return pending > 0
         return pending > 0 and (now - head.checkpoint_at).total_seconds() >= self.checkpoint_every_seconds
 
-    def _write_checkpoint(self, conn: Connection, head: HeadState, now: datetime) -> None:
+    def _sign_checkpoint(self, head: HeadState, now: datetime) -> dict[str, Any]:
+        """The signed note of the tree as `head` holds it; advances the head's checkpoint."""
         size = head.frontier.size
         root = head.frontier.root()
         body = Checkpoint(
@@ -310,22 +355,39 @@ class Sealer:
             extensions=(f"time {rfc3339(now)}",),
         ).body()
         note = sign_note(body, [checkpoint_signer(self.keyring)])
-        conn.execute(
-            insert(CHECKPOINTS).values(org_id=head.org_id, size=size, root=root, note=note.text(), created_at=now)
-        )
         head.checkpoint_size = size
         head.checkpoint_at = now
+        return {"org_id": head.org_id, "size": size, "root": root, "note": note.text(), "created_at": now}
 
     @staticmethod
     def _save_head(conn: Connection, head: HeadState) -> None:
-        conn.execute(
-            UPDATE_HEAD,
-            {
-                "org": head.org_id,
-                "h_size": head.frontier.size,
-                "h_mac": head.mac,
-                "h_frontier": head.frontier.to_bytes(),
-                "h_checkpoint_size": head.checkpoint_size,
-                "h_checkpoint_at": head.checkpoint_at,
-            },
-        )
+        conn.execute(UPDATE_HEAD, _head_values(head))
+
+
+@dataclass
+class _Batch:
+    rows: list[tuple[Any, ...]]
+    nodes: list[tuple[int, int, bytes]]
+    sealed: list[Sealed]
+    checkpoint: dict[str, Any] | None
+
+
+def _swap_params(head: HeadState) -> dict[str, Any]:
+    """The head row as it must still be for a swap computed from `head` (taken before it advances)."""
+    return {
+        "w_size": head.frontier.size,
+        "w_mac": head.mac,
+        "w_checkpoint_size": head.checkpoint_size,
+        "w_min_seq": head.min_seq,
+    }
+
+
+def _head_values(head: HeadState) -> dict[str, Any]:
+    return {
+        "org": head.org_id,
+        "h_size": head.frontier.size,
+        "h_mac": head.mac,
+        "h_frontier": head.frontier.to_bytes(),
+        "h_checkpoint_size": head.checkpoint_size,
+        "h_checkpoint_at": head.checkpoint_at,
+    }

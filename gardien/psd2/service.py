@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Integer, Row, String, Table, bindparam, case, cast, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from starlette.concurrency import run_in_threadpool
 
@@ -315,9 +315,7 @@ class ScaAdvisor:
         counter upserts per counted channel. The counters row is written by the same increments in
         SQL, which stay the source of truth across groups and replicas.
         """
-        loaded = {org_id: self._load_policy(conn, org_id) for org_id in {item.org_id for item in items}}
-        keys = [self._key_of(loaded[item.org_id], item.body) if item.body.counters is None else None for item in items]
-        counters = self._locked_counters(conn, items, keys)
+        loaded, keys, counters = self._policies_and_counters(conn, items)
         now = utcnow()
         rows: list[dict[str, Any]] = []
         counted: dict[rules.Channel, list[dict[str, Any]]] = {}
@@ -365,20 +363,51 @@ class ScaAdvisor:
             conn.execute(self._counting[channel], params)
         return answers
 
+    def _policies_and_counters(
+        self, conn: Connection, items: list[_Pending]
+    ) -> tuple[dict[str, LoadedPolicy], list[str | None], dict[tuple[str, str | None], rules.Counters]]:
+        """Each organisation's policy, each item's counter key, and the payers' stored counters.
+
+        The keys depend on the policy (counters per payer or per instrument), so they are first
+        computed from the policy this process last read, and one statement per organisation then
+        locks the counters and reads the policy's version. Only when the version moved is the
+        policy read again, and the counters with it if the keys changed.
+        """
+        orgs = {item.org_id for item in items}
+        loaded = {org_id: self._policies.get(org_id) or self._load_policy(conn, org_id) for org_id in orgs}
+        keys = self._keys_of(loaded, items)
+        counters, versions = self._locked_counters(conn, items, keys)
+        stale = [org_id for org_id in orgs if versions.get(org_id, 0) != loaded[org_id].version]
+        if stale:
+            loaded.update({org_id: self._load_policy(conn, org_id) for org_id in stale})
+            fresh = self._keys_of(loaded, items)
+            if fresh != keys:
+                keys = fresh
+                counters, _ = self._locked_counters(conn, items, keys)
+        return loaded, keys, counters
+
+    def _keys_of(self, loaded: Mapping[str, LoadedPolicy], items: list[_Pending]) -> list[str | None]:
+        return [self._key_of(loaded[item.org_id], item.body) if item.body.counters is None else None for item in items]
+
     def _locked_counters(
         self, conn: Connection, items: list[_Pending], keys: list[str | None]
-    ) -> dict[tuple[str, str | None], rules.Counters]:
-        """The stored counters of the group's payers, rows locked in key order on PostgreSQL."""
-        by_org: dict[str, set[str]] = {}
+    ) -> tuple[dict[tuple[str, str | None], rules.Counters], dict[str, int]]:
+        """The stored counters of the group's payers (rows locked in key order on PostgreSQL), and
+        each organisation's policy version, in one statement per organisation."""
+        by_org: dict[str, set[str]] = {item.org_id: set() for item in items}
         for item, key in zip(items, keys, strict=True):
             if key is not None:
-                by_org.setdefault(item.org_id, set()).add(key)
+                by_org[item.org_id].add(key)
         found: dict[tuple[str, str | None], rules.Counters] = {}
+        versions: dict[str, int] = {}
+        stmt = GROUP_READ if self._sqlite else GROUP_READ_FOR_UPDATE
         for org_id, org_keys in by_org.items():
-            stmt = SELECT_GROUP_COUNTERS if self._sqlite else SELECT_GROUP_COUNTERS_FOR_UPDATE
             for row in conn.execute(stmt, {"org": org_id, "keys": sorted(org_keys)}):
-                found[(org_id, row.payer_key)] = counters_of(row)
-        return found
+                if row.policy_version is not None:
+                    versions[org_id] = row.policy_version
+                else:
+                    found[(org_id, row.payer_key)] = counters_of(row)
+        return found, versions
 
     def _sca_required_events(
         self, item: _Pending, key: str | None, out: DecisionOut, payment: PaymentIn | None
@@ -747,12 +776,31 @@ POLICY_VERSION = select(POLICIES.c.version, POLICIES.c.document, POLICIES.c.upda
 SELECT_COUNTERS = select(COUNTERS).where(
     COUNTERS.c.org_id == bindparam("org"), COUNTERS.c.payer_key == bindparam("key")
 )
-SELECT_GROUP_COUNTERS = (
-    select(COUNTERS)
-    .where(COUNTERS.c.org_id == bindparam("org"), COUNTERS.c.payer_key.in_(bindparam("keys", expanding=True)))
-    .order_by(COUNTERS.c.payer_key)
-)
-SELECT_GROUP_COUNTERS_FOR_UPDATE = SELECT_GROUP_COUNTERS.with_for_update()
+
+
+def _group_read(locked: bool) -> Any:
+    """A group's counters (locked when asked) and, in an extra row, the organisation's policy version."""
+    counters = select(
+        COUNTERS.c.payer_key,
+        COUNTERS.c.contactless_count,
+        COUNTERS.c.contactless_micros,
+        COUNTERS.c.remote_count,
+        COUNTERS.c.remote_micros,
+        cast(None, Integer).label("policy_version"),
+    ).where(COUNTERS.c.org_id == bindparam("org"), COUNTERS.c.payer_key.in_(bindparam("keys", expanding=True)))
+    counters = counters.order_by(COUNTERS.c.payer_key)
+    if locked:
+        counters = counters.with_for_update()
+    held = counters.cte("held")
+    nothing = cast(None, Integer)
+    policy = select(
+        cast(None, String), nothing, nothing, nothing, nothing, POLICIES.c.version.label("policy_version")
+    ).where(POLICIES.c.org_id == bindparam("org"))
+    return select(held).union_all(policy)
+
+
+GROUP_READ = _group_read(locked=False)
+GROUP_READ_FOR_UPDATE = _group_read(locked=True)
 INSERT_DECISION = insert(DECISIONS).values({column.name: bindparam(f"d_{column.name}") for column in DECISIONS.c})
 
 
