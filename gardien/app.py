@@ -34,6 +34,8 @@ from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
 from gardien.registers.api import router as registers_router
 from gardien.registers.service import RegistersService
+from gardien.retention.api import router as retention_router
+from gardien.retention.service import RetentionService
 from gardien.rights.api import router as rights_router
 from gardien.rights.service import RightsService
 
@@ -146,6 +148,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     datamaps = app.state.datamaps = DatamapService(runtime, ledger)
     app.state.privacy = PrivacyService(runtime, ledger)
     app.state.registers = RegistersService(runtime, ledger)
+    app.state.retention = RetentionService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
@@ -156,6 +159,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(datamap_router)
     app.include_router(privacy_router)
     app.include_router(registers_router)
+    app.include_router(retention_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

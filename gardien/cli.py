@@ -11,6 +11,7 @@ import typer
 from gardien.core.roles import Role
 from gardien.core.settings import Settings
 from gardien.privacy.cli import redact as redact_command
+from gardien.retention.cli import retention
 
 app = typer.Typer(help="Gardien, a self-hosted GDPR compliance engine.", no_args_is_help=True)
 admin = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
@@ -27,6 +28,7 @@ app.add_typer(consent, name="consent")
 app.add_typer(requests, name="requests")
 app.add_typer(datamap, name="datamap")
 app.add_typer(registers, name="registers")
+app.add_typer(retention, name="retention")
 
 OrgOption = Annotated[
     str | None,

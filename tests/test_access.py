@@ -27,6 +27,8 @@ from gardien.audit.models import EVENTS
 from gardien.core import service
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
+from gardien.retention.jobs import Runner
+from gardien.retention.service import RetentionService
 from gardien.rights.mail import Mailer
 from gardien.rights.schemas import RequestIn, RequestType
 from gardien.rights.service import RightsService
@@ -66,6 +68,9 @@ COMPLIANCE_READERS = frozenset({ADMIN, DPO, AUDITOR})
 PUBLIC = None  # no key needed at all
 CONSENT_PUBLIC = "/api/v1/consent/public/{site_key}"
 REG = "/api/v1/registers"
+RET = "/api/v1/retention"
+RETENTION_READERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+RETENTION_WRITERS = frozenset({ADMIN, DPO})
 
 MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/healthz"): PUBLIC,
@@ -177,7 +182,27 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("PUT", f"{REG}/dpias/{{entry_id}}"): REGISTER_WRITERS,
     ("DELETE", f"{REG}/dpias/{{entry_id}}"): REGISTER_WRITERS,
     ("GET", f"{REG}/dpia-events"): COMPLIANCE_READERS,
+    ("GET", f"{RET}/defaults"): RETENTION_READERS,
+    ("GET", f"{RET}/policies"): RETENTION_READERS,
+    ("POST", f"{RET}/policies"): RETENTION_WRITERS,
+    ("GET", f"{RET}/policies/{{policy_id}}"): RETENTION_READERS,
+    ("PUT", f"{RET}/policies/{{policy_id}}"): RETENTION_WRITERS,
+    ("DELETE", f"{RET}/policies/{{policy_id}}"): RETENTION_WRITERS,
+    ("GET", f"{RET}/holds"): RETENTION_READERS,
+    ("POST", f"{RET}/holds"): RETENTION_WRITERS,
+    ("GET", f"{RET}/holds/{{hold_id}}"): RETENTION_READERS,
+    ("POST", f"{RET}/holds/{{hold_id}}/release"): RETENTION_WRITERS,
+    ("GET", f"{RET}/runs"): RETENTION_READERS,
+    ("GET", f"{RET}/runs/{{run_id}}"): RETENTION_READERS,
 }
+RETENTION_POLICY = {
+    "name": "users after two years",
+    "target": {"kind": "table", "map": "app", "table": "app.users"},
+    "period": "P2Y",
+    "reference": "id",
+    "action": "delete",
+}
+RETENTION_HOLD = {"scope": "table", "target": "app.users", "reason": "matrix", "owner": "Legal"}
 AWARE = datetime(2026, 3, 27, 14, 0, tzinfo=UTC)
 REGISTER_BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "activities": registers_samples.controller_activity,
@@ -266,6 +291,9 @@ class World:
     registers: dict[str, str]
     # Creates a register entry (activities, processors, breaches, dpias) and returns its id.
     fresh: Callable[[str], str]
+    # A retention policy, a legal hold and a (failed) run: their ids; "fresh_policy" makes another.
+    retention: dict[str, str]
+    fresh_policy: Callable[[], str]
 
     def fresh_request(self, **body: Any) -> str:
         """A new data-subject request: changing routes need one each, as their changes are one-way."""
@@ -306,6 +334,10 @@ class World:
             kind = path.removeprefix(f"{REG}/").split("/")[0]
             # Each allowed role deletes an entry of its own: the second delete of one would be a 404.
             url = url.replace("{entry_id}", self.fresh(kind) if method == "DELETE" else self.registers[kind])
+        if "{policy_id}" in url:
+            policy = self.fresh_policy() if method == "DELETE" else self.retention["policy"]
+            url = url.replace("{policy_id}", policy)
+        url = url.replace("{hold_id}", self.retention["hold"]).replace("{run_id}", self.retention["run"])
         if "{key_id}" in url:
             url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
         bodies |= {
@@ -343,6 +375,9 @@ class World:
                 "authority": "cnil",
             },
             ("POST", f"{REG}/dpias/import-pia"): {"pia": {"name": "Imported"}, "answers": []},
+            ("POST", f"{RET}/policies"): RETENTION_POLICY,
+            ("PUT", f"{RET}/policies/{{policy_id}}"): {**RETENTION_POLICY, "period": "P3Y"},
+            ("POST", f"{RET}/holds"): RETENTION_HOLD,
         }
         for kind, body in REGISTER_BODIES.items():
             bodies[("POST", f"{REG}/{kind}")] = body()
@@ -412,6 +447,20 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
     initial = {"kind": "initial", "sent_at": registers_samples.iso(AWARE + timedelta(hours=70)), "authority": "cnil"}
     notified = client.post(f"{REG}/breaches/{registers['breaches']}/notifications", json=initial, headers=dpo)
     assert notified.status_code == 201, notified.text
+
+    def fresh_policy() -> str:
+        created = client.post(f"{RET}/policies", json=RETENTION_POLICY, headers=dpo)
+        assert created.status_code == 201, created.text
+        policy_id: str = created.json()["id"]
+        return policy_id
+
+    policy = fresh_policy()
+    hold = client.post(f"{RET}/holds", json=RETENTION_HOLD, headers=dpo)
+    assert hold.status_code == 201, hold.text
+    ledger = client.app.state.ledger  # type: ignore[attr-defined]
+    runner = Runner(runtime, ledger, client.app.state.datamaps)  # type: ignore[attr-defined]
+    retention: RetentionService = client.app.state.retention  # type: ignore[attr-defined]
+    run = runner.run_policy(org, retention.policy_row(org, policy), dry_run=True, trigger="api", actor=RIGHTS_ACTOR)
     return World(
         runtime=runtime,
         org=org,
@@ -434,6 +483,8 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
         pseudonym=pseudonym.json()["pseudonyms"][0],
         registers=registers,
         fresh=fresh,
+        retention={"policy": policy, "hold": hold.json()["id"], "run": run},
+        fresh_policy=fresh_policy,
     )
 
 

@@ -20,6 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from gardien.privacy.errors import OperatorError
+from gardien.privacy.operators import OperatorSpec
+from gardien.privacy.records import RecordPolicy
+
 MAX_MAP_BYTES = 1_000_000
 NAME = r"^[A-Za-z_][A-Za-z0-9_$]{0,127}$"
 LANGS = ("en", "fr", "nl")
@@ -177,6 +181,10 @@ class FieldIn(_Strict):
     keep: int | None = Field(default=None, ge=0, le=1000)
     to: Literal["year", "month"] | None = None
     rectify: RectifyRule | bool | None = None
+    # Retention's anonymisation (`gardien anonymize`, anonymise policies): a privacy operator for the
+    # whole column, and/or one per JSON path inside it (`context.ip`, `card.user_id`).
+    anonymize: OperatorSpec | None = None
+    anonymize_paths: dict[str, OperatorSpec] = Field(default_factory=dict, max_length=64)
 
 
 class HoldIn(_Strict):
@@ -237,6 +245,12 @@ class FieldSpec:
     options: FieldIn
     rectify: RectifyRule | None
 
+    def anonymize_rules(self) -> dict[str, OperatorSpec]:
+        """The field's anonymisation rules by path from the table: `payload`, `payload.context.ip`."""
+        rules = {self.name: self.options.anonymize} if self.options.anonymize is not None else {}
+        rules.update({f"{self.name}.{path}": spec for path, spec in self.options.anonymize_paths.items()})
+        return rules
+
     @property
     def personal(self) -> bool:
         return any(c == "user" or c.startswith("user.") for c in self.categories)
@@ -280,6 +294,9 @@ class TableSpec:
     @property
     def categories(self) -> set[str]:
         return {c for f in self.fields.values() for c in f.categories}
+
+    def anonymize_rules(self) -> dict[str, OperatorSpec]:
+        return {path: spec for f in self.fields.values() for path, spec in f.anonymize_rules().items()}
 
 
 @dataclass(frozen=True)
@@ -483,6 +500,18 @@ def _table(
                     "keep_under_hold needs a hold on the table (gardien.collections.<table>.hold)",
                 )
             )
+        if options.anonymize is not None or options.anonymize_paths:
+            rules = {fld.name: options.anonymize} if options.anonymize is not None else {}
+            rules.update({f"{fld.name}.{p}": spec for p, spec in options.anonymize_paths.items()})
+            try:
+                RecordPolicy(rules)
+            except OperatorError as exc:
+                issues.append(
+                    MapIssue(
+                        f"gardien.collections.{dataset}.{coll.name}.fields.{fld.name}.anonymize",
+                        f"{exc.field}: {exc}" if exc.field else str(exc),
+                    )
+                )
         rectify = options.rectify
         rule = RectifyRule() if rectify is True else (rectify or None)
         fields[fld.name] = FieldSpec(

@@ -8,6 +8,7 @@ import gardien.core.models
 import gardien.datamap.models
 import gardien.psd2.models
 import gardien.registers.models
+import gardien.retention.models
 import gardien.rights.models  # noqa: F401  (registers the tables)
 from gardien.core.db import Base
 
