@@ -38,6 +38,8 @@ from gardien.retention.api import router as retention_router
 from gardien.retention.service import RetentionService
 from gardien.rights.api import router as rights_router
 from gardien.rights.service import RightsService
+from gardien.web.console.app import create_console
+from gardien.web.console.base import Services as ConsoleServices
 
 DESCRIPTION = """Self-hosted GDPR compliance engine.
 
@@ -144,10 +146,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.ledger = ledger
     sca = app.state.sca = ScaAdvisor(runtime, ledger)
     consent = app.state.consent = ConsentService(runtime, ledger)
-    app.state.rights = RightsService(runtime, ledger)
+    rights = app.state.rights = RightsService(runtime, ledger)
     datamaps = app.state.datamaps = DatamapService(runtime, ledger)
     app.state.privacy = PrivacyService(runtime, ledger)
-    app.state.registers = RegistersService(runtime, ledger)
+    registers = app.state.registers = RegistersService(runtime, ledger)
     app.state.retention = RetentionService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
@@ -160,6 +162,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(privacy_router)
     app.include_router(registers_router)
     app.include_router(retention_router)
+    app.mount("/console", create_console(ConsoleServices(runtime, ledger, rights, registers, consent)))
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

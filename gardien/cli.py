@@ -137,6 +137,7 @@ def _prepare_demo(host: str, port: int) -> None:
     typer.secho("\nGardien is starting.", bold=True)
     typer.echo(f"  organisation : demo ({org_id}){' — created' if created else ''}")
     typer.echo(f"  admin API key: {token}   (shown once; stored hashed)")
+    typer.echo(f"  console      : {base}/console/   (sign in with the key above)")
     typer.echo(f"  API docs     : {base}/docs")
     typer.echo(f"  OpenAPI      : {base}/openapi.json")
     typer.echo(f"  try          : curl -H 'Authorization: Bearer {token}' {base}/api/v1/me\n")

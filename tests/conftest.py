@@ -13,14 +13,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
@@ -151,9 +153,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def live_server(runtime: Runtime) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port; yields its base URL."""
+@contextmanager
+def serving(runtime: Runtime) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port for the block; yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(runtime=runtime), host="127.0.0.1", port=port, log_level="warning")
@@ -165,9 +167,17 @@ def live_server(runtime: Runtime) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def live_server(runtime: Runtime) -> Iterator[str]:
+    with serving(runtime) as base:
+        yield base
 
 
 def verify_directly(runtime: Runtime, org: str, *, workers: int, chunk: int) -> VerifyReport:
@@ -210,3 +220,54 @@ async def one_writer_group(ledger: Ledger, org: str) -> AsyncIterator[list[Await
         gate.set()
         await held
     submitted[:] = await waiting
+
+
+# Headless Chromium for the browser tests: Debian's `chromium` driven by Playwright (never
+# `playwright install`, which downloads a browser build).
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags the machine's closed network needs: no background calls to Google's hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: `make test` installs Debian's chromium when run as root"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: the browser tests are mandatory)", pytrace=False)
+        pytest.skip(message)
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    contexts: list[BrowserContext] = []
+
+    def make(**options: Any) -> BrowserContext:
+        options.setdefault("viewport", {"width": 1280, "height": 800})
+        options.setdefault("locale", "en-GB")
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()

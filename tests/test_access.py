@@ -235,6 +235,10 @@ def served_routes(app: FastAPI) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for route in routes:
         inner = getattr(route, "route", route)
+        if isinstance(inner, Mount) and inner.path == "/console":
+            # The console's pages answer sessions, not API keys: their own role × page matrix is
+            # in tests/console_support.py, checked by tests/test_console_http.py and the browser.
+            continue
         if isinstance(inner, Mount) and isinstance(inner.app, StaticFiles):
             # Static files (the bundled API-docs assets): stand for the mount with one of its files.
             found.add(("GET", f"{inner.path}/swagger-ui.css"))

@@ -22,25 +22,14 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from gardien.core.roles import Role
-from tests.conftest import IN_CI, auth
+from tests.browser import audit
+from tests.conftest import auth
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "banner"
 HOST_PAGE = Template((Path(__file__).parent / "banner_host.html").read_text(encoding="utf-8"))
-# Flags the machine's closed network needs: no background calls to Google's hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 # One engine is enough in a browser: the consent backend's own tests cover both.
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -294,41 +283,6 @@ def host(site: Site) -> Iterator[Host]:
 # The browser --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: `make test` installs Debian's chromium when run as root"
-        if IN_CI:
-            pytest.fail(f"{message} (CI=true: the browser tests are mandatory)", pytrace=False)
-        pytest.skip(message)
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    yield launched
-    launched.close()
-
-
-@pytest.fixture
-def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    contexts: list[BrowserContext] = []
-
-    def make(**options: Any) -> BrowserContext:
-        options.setdefault("viewport", {"width": 1280, "height": 800})
-        options.setdefault("locale", "en-GB")
-        context = browser.new_context(**options)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        return context
-
-    yield make
-    for context in contexts:
-        context.close()
-
-
 @pytest.fixture
 def page(new_context: Callable[..., BrowserContext]) -> Page:
     return new_context().new_page()
@@ -558,14 +512,6 @@ def test_focus_is_visible(page: Page, host: Host) -> None:
         "el => { const s = getComputedStyle(el); return [s.outlineStyle, parseFloat(s.outlineWidth)]; }"
     )
     assert outline[0] == "solid" and outline[1] >= 2
-
-
-def audit(page: Page) -> list[str]:
-    results = Axe().run(page)
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']]}"
-        for v in results.response["violations"]
-    ]
 
 
 def test_axe_finds_no_violation_in_the_first_layer_or_the_preferences(page: Page, host: Host) -> None:

@@ -415,6 +415,28 @@ class Ledger:
             log.exception("could not record the verification of a %s ledger", report.status)
         return report
 
+    def last_verification(self, org_id: str) -> dict[str, Any] | None:
+        """The verdict of the newest recorded verification: status, size, events checked, when.
+
+        Only the verdict is handed out (no personal data), so this read is not itself recorded.
+        """
+        with self.runtime.engine.connect() as conn:
+            row = conn.execute(
+                select(EVENTS.c.occurred_at, EVENTS.c.canonical)
+                .where(EVENTS.c.org_id == org_id, EVENTS.c.module == "audit", EVENTS.c.action == "audit.verified")
+                .order_by(EVENTS.c.seq.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        fields = orjson.loads(row.canonical).get("fields") or {}
+        return {
+            "status": fields.get("status"),
+            "size": fields.get("size"),
+            "events_checked": fields.get("events_checked"),
+            "at": row.occurred_at,
+        }
+
     def export(self, org_id: str, fmt: ExportFormat, flt: EventFilter, *, actor: Mapping[str, Any]) -> ExportResult:
         self.checkpoint_now(org_id)
         export_id = new_id()

@@ -130,6 +130,19 @@ def revoke_key(session: Session, runtime: Runtime, *, org_id: str, key_id: str) 
     return key
 
 
+def principal_of_key(runtime: Runtime, key_id: str) -> Principal:
+    """The principal of a key known by its id alone, as long as it exists and is not revoked.
+
+    The console's session carries a key id, never the key: each page asks again, so that a
+    revoked key ends its console sessions at their next request.
+    """
+    with runtime.sessions() as session:
+        key = session.get(ApiKey, key_id)
+        if key is None or key.revoked_at is not None:
+            raise Unauthorized("unknown or revoked API key")
+        return Principal(key.org_id, key.id, key.name, Role(key.role))
+
+
 def authenticate(runtime: Runtime, token: str | None) -> Principal:
     """Resolve a bearer token to its principal; cached briefly so hot ingest paths skip the database."""
     if not token:

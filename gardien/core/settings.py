@@ -51,3 +51,7 @@ class Settings(BaseSettings):
     rights_code_attempts: int = Field(default=5, ge=1, le=20)
     # How long a process trusts its cached `can_process` answer for a subject (as for consent).
     rights_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # The admin console's session: it ends after this long without a page, and in any case this
+    # long after sign-in.
+    console_idle_minutes: int = Field(default=30, ge=1, le=1440)
+    console_session_hours: int = Field(default=12, ge=1, le=168)

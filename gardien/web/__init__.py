@@ -1,0 +1,1 @@
+"""Server-rendered pages: the admin console, and public pages."""

@@ -1,0 +1,1 @@
+"""The admin console, mounted at /console: see docs/console.md."""

@@ -1,0 +1,119 @@
+"""What the console's HTTP and browser tests share: the page × role matrix, written out here
+independently of gardien.web.console.pages, and a world with one object of each kind."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from gardien.core import service
+from gardien.core.roles import Role
+from gardien.core.runtime import Runtime
+from tests import registers_samples
+from tests.conftest import auth, make_key
+
+ADMIN, DPO, AUDITOR, OPERATOR, SERVICE = Role.ADMIN, Role.DPO, Role.AUDITOR, Role.OPERATOR, Role.SERVICE
+EVERY_ROLE = frozenset(Role)
+# The API's sets, as docs/console.md states them.
+QUEUE_READERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+QUEUE_MANAGERS = frozenset({ADMIN, DPO})
+LEDGER_READERS = frozenset({ADMIN, DPO, AUDITOR})
+LEDGER_VERIFIERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+REGISTER_READERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+REGISTER_WRITERS = frozenset({ADMIN, DPO})
+COMPLIANCE_READERS = frozenset({ADMIN, DPO, AUDITOR})
+
+# Page (with {placeholders} filled from the world) -> the roles that may open it.
+PAGES: dict[str, frozenset[Role]] = {
+    "/console/": QUEUE_READERS,
+    "/console/requests": QUEUE_READERS,
+    "/console/requests/{request_id}": QUEUE_READERS,
+    "/console/settings": EVERY_ROLE,
+    "/console/settings/keys": frozenset({ADMIN}),
+}
+
+SESSION_COOKIE = "gardien_console"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def console_of(app: FastAPI) -> FastAPI:
+    for route in app.routes:
+        if isinstance(route, Mount) and route.path == "/console":
+            assert isinstance(route.app, FastAPI)
+            return route.app
+    raise AssertionError("the console is not mounted at /console")
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found is not None, "the page carries no CSRF token"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, token: str, next_: str = "") -> Any:
+    form = client.get("/console/sign-in")
+    assert form.status_code == 200, form.text
+    return client.post(
+        "/console/sign-in",
+        data={"csrf": csrf_of(form.text), "key": token, "next": next_},
+        follow_redirects=False,
+    )
+
+
+@dataclass
+class World:
+    """One organisation with a key per role and one object of each kind the pages show."""
+
+    runtime: Runtime
+    org: str
+    tokens: dict[Role, str]
+    request_id: str
+    breach_id: str
+    activity_id: str
+    processor_id: str
+    dpia_id: str
+
+    def fill(self, path: str) -> str:
+        return path.format(
+            request_id=self.request_id,
+            breach_id=self.breach_id,
+            activity_id=self.activity_id,
+            processor_id=self.processor_id,
+            dpia_id=self.dpia_id,
+        )
+
+
+def make_world(runtime: Runtime, http: Any) -> World:
+    """Creates the objects through the API (`http`: a TestClient or an httpx client on a server)."""
+    with runtime.writes.begin() as session:
+        org = service.create_org(session, slug=f"c-{uuid.uuid4().hex[:12]}", name="Les Ogres de Barback").id
+    tokens = {role: make_key(runtime, org, role) for role in Role}
+    admin = auth(tokens[ADMIN])
+
+    def created(path: str, body: dict[str, Any]) -> str:
+        response = http.post(path, json=body, headers=admin)
+        assert response.status_code == 201, response.text
+        identifier: str = response.json()["id"]
+        return identifier
+
+    return World(
+        runtime,
+        org,
+        tokens,
+        request_id=created("/api/v1/requests", {"type": "access", "email": "emilie@example.org"}),
+        breach_id=created("/api/v1/registers/breaches", registers_samples.breach(hours_ago(30))),
+        activity_id=created("/api/v1/registers/activities", registers_samples.controller_activity()),
+        processor_id=created("/api/v1/registers/processors", registers_samples.processor()),
+        dpia_id=created("/api/v1/registers/dpias", registers_samples.dpia()),
+    )
+
+
+def hours_ago(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)

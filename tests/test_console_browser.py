@@ -1,0 +1,191 @@
+"""The admin console in a real headless Chromium (Debian's, driven by Playwright) against a real
+Gardien server: every page for every role (allowed or refused), the main flows with the keyboard
+alone, axe-core on each page, and screenshots kept in test-artifacts/console/ to be looked at."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from gardien.core.roles import Role
+from gardien.core.runtime import Runtime
+from tests.browser import audit
+from tests.conftest import auth, serving
+from tests.console_support import ADMIN, DPO, PAGES, World, make_world
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
+
+# One engine is enough in a browser: the HTTP tests run the console on both.
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture(scope="module")
+def server(runtime: Runtime) -> Iterator[str]:
+    with serving(runtime) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def world(runtime: Runtime, server: str) -> World:
+    with httpx.Client(base_url=server) as http:
+        return make_world(runtime, http)
+
+
+@pytest.fixture(scope="module")
+def role_pages(browser: Browser, server: str, world: World) -> Iterator[dict[Role, Page]]:
+    """One signed-in page per role, shared by the matrix tests (signing in is tested on its own)."""
+    contexts: list[BrowserContext] = []
+    pages: dict[Role, Page] = {}
+    for role in Role:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        sign_in_with_mouse(page, server, world.tokens[role])
+        pages[role] = page
+    yield pages
+    for context in contexts:
+        context.close()
+
+
+def sign_in_with_mouse(page: Page, server: str, token: str) -> None:
+    page.goto(f"{server}/console/sign-in")
+    page.get_by_label("API key").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/sign-in" not in url)
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def slug(path: str) -> str:
+    return path.removeprefix("/console").strip("/").replace("/", "-").replace("{", "").replace("}", "") or "dashboard"
+
+
+def focused(page: Page) -> str:
+    """What has the keyboard focus: an element's id, else its accessible text."""
+    described: str = page.evaluate(
+        """() => {
+            const el = document.activeElement;
+            if (!el || el === document.body) return "body";
+            return el.id || (el.getAttribute("aria-label") || el.textContent || el.value || "").trim();
+        }"""
+    )
+    return described
+
+
+def tab_to(page: Page, target: str, *, limit: int = 60) -> None:
+    for _ in range(limit):
+        if focused(page) == target:
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {target!r}; focus is on {focused(page)!r}")
+
+
+# The page × role matrix --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+@pytest.mark.parametrize("path", list(PAGES))
+def test_each_page_loads_for_the_roles_it_allows_and_is_refused_to_the_others(
+    role_pages: dict[Role, Page], server: str, world: World, path: str, role: Role
+) -> None:
+    page = role_pages[role]
+    response = page.goto(server + world.fill(path))
+    assert response is not None
+    if role in PAGES[path]:
+        assert response.status == 200, f"{role.value} {path}"
+        expect(page.locator("main h1")).to_be_visible()
+        expect(page.get_by_role("navigation", name="Main menu")).to_be_visible()
+        shot(page, f"{slug(path)}--{role.value}")
+    else:
+        assert response.status == 403, f"{role.value} {path}"
+        expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+        expect(page.get_by_text(f"The {role.value} role may not open this page.")).to_be_visible()
+        if path == "/console/":
+            shot(page, f"refused--{role.value}")
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_axe_finds_no_violation_on_any_page(role_pages: dict[Role, Page], server: str, world: World, path: str) -> None:
+    role = DPO if DPO in PAGES[path] else ADMIN
+    page = role_pages[role]
+    page.goto(server + world.fill(path))
+    assert audit(page) == []
+
+
+def test_axe_finds_no_violation_on_the_sign_in_page_in_french(
+    new_context: Callable[..., BrowserContext], server: str
+) -> None:
+    page = new_context(locale="fr-FR").new_page()
+    page.goto(f"{server}/console/sign-in")
+    expect(page.get_by_role("heading", name="Connexion à la console Gardien")).to_be_visible()
+    assert audit(page) == []
+    shot(page, "sign-in--fr")
+
+
+# Keyboard only -----------------------------------------------------------------------------------
+
+
+def test_the_skip_link_comes_first_and_moves_focus_to_the_content(role_pages: dict[Role, Page], server: str) -> None:
+    page = role_pages[DPO]
+    page.goto(f"{server}/console/requests")
+    page.keyboard.press("Tab")
+    assert focused(page) == "Skip to content"
+    expect(page.get_by_role("link", name="Skip to content")).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    assert focused(page) == "main"
+
+
+def test_focus_is_visible_on_links_buttons_and_fields(role_pages: dict[Role, Page], server: str, world: World) -> None:
+    page = role_pages[DPO]
+    page.goto(f"{server}/console/requests/{world.request_id}")
+    for target in ("Requests", "extend-reason"):
+        tab_to(page, target)
+        outline = page.evaluate(
+            "() => { const s = getComputedStyle(document.activeElement);"
+            " return [s.outlineStyle, parseFloat(s.outlineWidth)]; }"
+        )
+        assert outline[0] == "solid" and outline[1] >= 2, target
+
+
+def test_sign_in_open_a_request_and_extend_it_with_the_keyboard_alone(
+    new_context: Callable[..., BrowserContext], server: str, world: World
+) -> None:
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        created = api.post("/api/v1/requests", json={"type": "erasure", "email": "karim@example.org"})
+        assert created.status_code == 201
+        request_id = created.json()["id"]
+    page = new_context().new_page()
+    page.goto(f"{server}/console/requests")
+    assert "/console/sign-in" in page.url
+
+    tab_to(page, "f-key")
+    page.keyboard.type(world.tokens[DPO])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/requests")
+    assert world.tokens[DPO] not in page.url
+
+    tab_to(page, "karim@example.org")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/requests/{request_id}")
+    expect(page.get_by_role("heading", name="Extend the deadline")).to_be_visible()
+
+    tab_to(page, "extend-reason")
+    page.keyboard.type("The data sit in three systems run by two processors.")
+    page.keyboard.press("Tab")
+    assert focused(page) == "Extend by two months"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("The deadline was extended.")
+    shot(page, "request-extended--dpo")
+
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        after = api.get(f"/api/v1/requests/{request_id}").json()
+    assert after["extended"] is True
+    assert after["extension_reason"] == "The data sit in three systems run by two processors."
