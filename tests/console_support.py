@@ -35,8 +35,35 @@ PAGES: dict[str, frozenset[Role]] = {
     "/console/": QUEUE_READERS,
     "/console/requests": QUEUE_READERS,
     "/console/requests/{request_id}": QUEUE_READERS,
+    "/console/audit": LEDGER_READERS,
+    "/console/audit/exports/{export_id}": LEDGER_READERS,
+    "/console/audit/verify": LEDGER_VERIFIERS,
+    "/console/registers/activities": REGISTER_READERS,
+    "/console/registers/activities/new": REGISTER_WRITERS,
+    "/console/registers/activities/{activity_id}": REGISTER_READERS,
+    "/console/registers/activities/{activity_id}/edit": REGISTER_WRITERS,
+    "/console/registers/processors": REGISTER_READERS,
+    "/console/registers/processors/{processor_id}": REGISTER_READERS,
+    "/console/registers/breaches": REGISTER_READERS,
+    "/console/registers/breaches/new": REGISTER_WRITERS,
+    "/console/registers/breaches/{breach_id}": REGISTER_READERS,
+    "/console/registers/breaches/{breach_id}/edit": REGISTER_WRITERS,
+    "/console/registers/dpias": COMPLIANCE_READERS,
+    "/console/registers/dpias/{dpia_id}": COMPLIANCE_READERS,
+    "/console/reports": COMPLIANCE_READERS,
     "/console/settings": EVERY_ROLE,
     "/console/settings/keys": frozenset({ADMIN}),
+}
+# Files and printable documents the pages link to: the same rule, outside the console's layout.
+FILES: dict[str, frozenset[Role]] = {
+    "/console/audit/exports/{export_id}/payload": LEDGER_READERS,
+    "/console/audit/exports/{export_id}/manifest": LEDGER_READERS,
+    "/console/registers/breaches/{breach_id}/notification-form": COMPLIANCE_READERS,
+    "/console/registers/dpias/{dpia_id}/pia": COMPLIANCE_READERS,
+    "/console/reports/register.xlsx": COMPLIANCE_READERS,
+    "/console/reports/register.csv": COMPLIANCE_READERS,
+    "/console/reports/register.json": COMPLIANCE_READERS,
+    "/console/reports/register.html": COMPLIANCE_READERS,
 }
 
 SESSION_COOKIE = "gardien_console"
@@ -79,9 +106,11 @@ class World:
     activity_id: str
     processor_id: str
     dpia_id: str
+    export_id: str
 
     def fill(self, path: str) -> str:
         return path.format(
+            export_id=self.export_id,
             request_id=self.request_id,
             breach_id=self.breach_id,
             activity_id=self.activity_id,
@@ -112,6 +141,7 @@ def make_world(runtime: Runtime, http: Any) -> World:
         activity_id=created("/api/v1/registers/activities", registers_samples.controller_activity()),
         processor_id=created("/api/v1/registers/processors", registers_samples.processor()),
         dpia_id=created("/api/v1/registers/dpias", registers_samples.dpia()),
+        export_id=created("/api/v1/audit/exports", {"format": "jsonl"}),
     )
 
 

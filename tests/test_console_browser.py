@@ -108,8 +108,8 @@ def test_each_page_loads_for_the_roles_it_allows_and_is_refused_to_the_others(
         assert response.status == 403, f"{role.value} {path}"
         expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
         expect(page.get_by_text(f"The {role.value} role may not open this page.")).to_be_visible()
-        if path == "/console/":
-            shot(page, f"refused--{role.value}")
+        if path in ("/console/", "/console/registers/breaches/new"):
+            shot(page, f"refused-{slug(path)}--{role.value}")
 
 
 @pytest.mark.parametrize("path", list(PAGES))
@@ -189,3 +189,63 @@ def test_sign_in_open_a_request_and_extend_it_with_the_keyboard_alone(
         after = api.get(f"/api/v1/requests/{request_id}").json()
     assert after["extended"] is True
     assert after["extension_reason"] == "The data sit in three systems run by two processors."
+
+
+def test_record_a_breach_with_the_keyboard_alone(
+    new_context: Callable[..., BrowserContext], server: str, world: World
+) -> None:
+    page = new_context().new_page()
+    page.goto(f"{server}/console/sign-in")
+    tab_to(page, "f-key")
+    page.keyboard.type(world.tokens[DPO])
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/")
+
+    tab_to(page, "Breaches")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/breaches")
+    tab_to(page, "Record a breach")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/breaches/new")
+
+    tab_to(page, "f-title")
+    page.keyboard.type("Phishing: a volunteer's mailbox read by an attacker")
+    page.keyboard.press("Tab")
+    page.keyboard.type("An attacker read the mailbox of a volunteer for two days.")
+    tab_to(page, "confidentiality")
+    page.keyboard.press("Space")
+    tab_to(page, "f-aware_at")
+    # Chromium's date-time field, segment by segment in its own (en-US) order: month, day, year,
+    # then hour, minute and AM/PM; the year takes up to six digits, so the arrow moves on.
+    page.keyboard.type("12052026")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.type("0630A")
+    assert page.locator("#f-aware_at").input_value() == "2026-12-05T06:30"
+    tab_to(page, "f-subjects_approx")
+    page.keyboard.type("35")
+    tab_to(page, "f-risk")
+    page.keyboard.type("a high")
+    assert page.locator("#f-risk").input_value() == "high"
+    tab_to(page, "Save")
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Phishing: a volunteer's mailbox read by an attacker")
+    shot(page, "breach-recorded--dpo")
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        items = api.get("/api/v1/registers/breaches").json()["items"]
+    recorded = next(b for b in items if b["record"]["title"].startswith("Phishing"))
+    assert recorded["record"]["aware_at"] == "2026-12-05T06:30:00Z"
+    assert recorded["record"]["nature"] == ["confidentiality"]
+    assert recorded["record"]["subjects_approx"] == 35
+    assert recorded["record"]["risk"] == "high"
+
+
+def test_a_refused_form_takes_the_focus_to_its_errors(role_pages: dict[Role, Page], server: str) -> None:
+    page = role_pages[DPO]
+    page.goto(f"{server}/console/registers/breaches/new")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    assert focused(page) == "error-summary"
+    shot(page, "breach-form-errors--dpo")
+    assert audit(page) == []

@@ -23,6 +23,7 @@ from tests.console_support import (
     ADMIN,
     AUDITOR,
     DPO,
+    FILES,
     OPERATOR,
     PAGES,
     SERVICE,
@@ -277,7 +278,7 @@ def test_each_page_opens_for_the_roles_it_allows_and_refuses_the_others(
     app_client: TestClient, world: World, role: Role
 ) -> None:
     signed_in(app_client, world, role)
-    for path, allowed in PAGES.items():
+    for path, allowed in {**PAGES, **FILES}.items():
         response = app_client.get(world.fill(path), follow_redirects=False)
         if role in allowed:
             assert response.status_code == 200, f"{role.value} {path}: {response.status_code}"
@@ -333,9 +334,13 @@ WEIRD = st.one_of(
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    path=st.sampled_from(list(PAGES)),
+    path=st.sampled_from([*PAGES, *FILES]),
     query=st.dictionaries(
-        st.sampled_from(["status", "type", "overdue", "extended", "cursor", "next", "done", "x"]), WEIRD, max_size=4
+        st.sampled_from(
+            ["status", "type", "overdue", "extended", "cursor", "next", "done", "since", "module", "authority", "kind"]
+        ),
+        WEIRD,
+        max_size=4,
     ),
 )
 def test_no_query_makes_a_page_fail(app_client: TestClient, world: World, path: str, query: dict[str, str]) -> None:
@@ -346,6 +351,13 @@ def test_no_query_makes_a_page_fail(app_client: TestClient, world: World, path: 
 
 
 FORMS = [
+    "/console/registers/breaches/new",
+    "/console/registers/breaches/{breach_id}/edit",
+    "/console/registers/breaches/{breach_id}/notifications",
+    "/console/registers/activities/new",
+    "/console/registers/activities/{activity_id}/edit",
+    "/console/audit/export",
+    "/console/audit/verify",
     "/console/requests/{request_id}/extend",
     "/console/requests/{request_id}/identity",
     "/console/requests/{request_id}/transition",
@@ -357,7 +369,35 @@ FORMS = [
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     path=st.sampled_from(FORMS),
-    fields=st.dictionaries(st.sampled_from(["reason", "to", "reason_code", "lang", "next", "key"]), WEIRD, max_size=4),
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "reason",
+                "to",
+                "reason_code",
+                "lang",
+                "next",
+                "key",
+                "title",
+                "aware_at",
+                "risk",
+                "nature",
+                "subjects_approx",
+                "purposes.0.name",
+                "purposes.999.legal_basis",
+                "data_categories",
+                "transfers.0.country",
+                "format",
+                "since",
+                "module",
+                "kind",
+                "sent_at",
+                "trusted_checkpoint",
+            ]
+        ),
+        WEIRD,
+        max_size=6,
+    ),
     raw=st.binary(max_size=200),
 )
 def test_no_form_makes_a_page_fail(
@@ -379,3 +419,337 @@ def test_unknown_paths_and_ids_are_not_found(app_client: TestClient, world: Worl
     signed_in(app_client, world, ADMIN)
     for path in ("/console/nowhere", "/console/requests/not-a-uuid", "/console/requests/" + "0" * 36):
         assert app_client.get(path).status_code == 404, path
+
+
+# Registers ---------------------------------------------------------------------------------------
+
+
+def breach_form(token: str, **fields: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "csrf": token,
+        "title": "Laptop stolen from a car",
+        "description": "An unencrypted laptop with the members' file was stolen.",
+        "nature": ["confidentiality", "availability"],
+        "aware_at": (datetime.now(UTC) - timedelta(hours=5)).strftime("%Y-%m-%dT%H:%M"),
+        "subject_categories": "members\nvolunteers\n",
+        "subjects_approx": "420",
+        "risk": "high",
+        "status": "open",
+        "dpo_contact.name": "Karim Benali",
+        "dpo_contact.email": "dpo@ogres.example",
+    }
+    form.update(fields)
+    return form
+
+
+def breaches_of(client: TestClient, world: World) -> list[dict[str, Any]]:
+    response = client.get("/api/v1/registers/breaches", headers=auth(world.tokens[ADMIN]))
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+def test_a_breach_recorded_through_the_form_starts_its_clock(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/breaches/new").text)
+    response = app_client.post("/console/registers/breaches/new", data=breach_form(token), follow_redirects=False)
+    assert response.status_code == 303, response.text
+    created = next(b for b in breaches_of(app_client, world) if b["record"]["title"] == "Laptop stolen from a car")
+    assert response.headers["location"] == f"/console/registers/breaches/{created['id']}?done=saved"
+    assert created["record"]["subject_categories"] == ["members", "volunteers"]
+    assert created["record"]["subjects_approx"] == 420
+    assert created["record"]["dpo_contact"] == {
+        "name": "Karim Benali",
+        "email": "dpo@ogres.example",
+        "address": None,
+        "phone": None,
+    }
+    # 72 hours from awareness, five hours ago: 67 left.
+    assert 66.9 <= created["clock"]["hours_remaining"] <= 67.1
+    shown = app_client.get(response.headers["location"]).text
+    assert "Laptop stolen from a car" in shown and "Saved." in shown
+
+
+def test_a_refused_breach_form_shows_each_error_beside_its_field_and_stores_nothing(
+    app_client: TestClient, world: World
+) -> None:
+    signed_in(app_client, world, DPO)
+    before = len(breaches_of(app_client, world))
+    token = csrf_of(app_client.get("/console/registers/breaches/new").text)
+    future = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    response = app_client.post(
+        "/console/registers/breaches/new",
+        data=breach_form(token, title="", subjects_approx="many", aware_at=future, nature=[]),
+    )
+    assert response.status_code == 422
+    html = response.text
+    for field in ("title", "subjects_approx", "nature"):
+        assert f'id="e-{field}"' in html, field
+        assert f'aria-describedby="e-{field}"' in html or field == "nature", field
+    assert 'value="many"' in html, "what was typed is shown again"
+    # The record's own rule, once its fields are valid: no risk, say why.
+    unexplained = app_client.post("/console/registers/breaches/new", data=breach_form(token, risk="none"))
+    assert unexplained.status_code == 422
+    assert 'id="e-no_notification_reason"' in unexplained.text
+    assert "say why the breach is unlikely to result in a risk" in unexplained.text
+    assert len(breaches_of(app_client, world)) == before
+
+
+def test_the_breach_form_refuses_a_future_awareness_through_the_service(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/breaches/new").text)
+    future = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    response = app_client.post("/console/registers/breaches/new", data=breach_form(token, aware_at=future))
+    assert response.status_code == 422
+    assert 'id="e-aware_at"' in response.text and "in the future" in response.text
+
+
+def test_editing_a_breach_keeps_what_the_form_does_not_show(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, ADMIN)
+    form = app_client.get(f"/console/registers/breaches/{world.breach_id}/edit").text
+    assert "Export CSV des clients" in form
+    before = app_client.get(f"/api/v1/registers/breaches/{world.breach_id}", headers=auth(world.tokens[ADMIN])).json()
+    aware = before["record"]["aware_at"][:16]
+    response = app_client.post(
+        f"/console/registers/breaches/{world.breach_id}/edit",
+        data=breach_form(
+            csrf_of(form), title="Export CSV envoyé au mauvais destinataire", aware_at=aware, status="closed"
+        ),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    after = app_client.get(f"/api/v1/registers/breaches/{world.breach_id}", headers=auth(world.tokens[ADMIN])).json()
+    assert after["version"] == before["version"] + 1
+    assert after["record"]["title"] == "Export CSV envoyé au mauvais destinataire"
+    assert after["record"]["status"] == "closed"
+
+
+def test_a_notification_is_recorded_and_a_late_one_needs_its_reasons(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    page = app_client.get(f"/console/registers/breaches/{world.breach_id}")
+    sent = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
+    target = f"/console/registers/breaches/{world.breach_id}/notifications"
+    form = {"csrf": csrf_of(page.text), "kind": "initial", "sent_at": sent, "authority": "cnil"}
+    response = app_client.post(target, data=form, follow_redirects=False)
+    # Aware 30 hours ago: in time, no reasons needed.
+    assert response.status_code == 303, response.text
+    after = app_client.get(f"/api/v1/registers/breaches/{world.breach_id}", headers=auth(world.tokens[ADMIN])).json()
+    assert [n["kind"] for n in after["notifications"]] == ["initial"]
+    assert after["clock"]["state"] == "notified_in_time"
+
+
+def activity_form(token: str, **fields: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "csrf": token,
+        "name": "Adhésions",
+        "purposes.0.name": "Gestion des adhésions",
+        "purposes.0.legal_basis": "contract",
+        "purposes.1.name": "",
+        "purposes.1.legal_basis": "",
+        "purposes.2.name": "Relances",
+        "purposes.2.legal_basis": "legitimate_interests",
+        "purposes.2.legitimate_interest": "fidéliser les membres",
+        "subject_categories": "membres",
+        "data_categories": ["identity"],
+        "data_categories.identity.description": "nom, e-mail",
+        "data_categories.identity.retention": "3 ans",
+        "security_measures": ["access_control"],
+    }
+    form.update(fields)
+    return form
+
+
+def test_an_activity_is_created_with_its_rows_and_blank_rows_dropped(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/activities/new").text)
+    response = app_client.post("/console/registers/activities/new", data=activity_form(token), follow_redirects=False)
+    assert response.status_code == 303, response.text
+    entry_id = response.headers["location"].split("/")[-1].split("?")[0]
+    record = app_client.get(f"/api/v1/registers/activities/{entry_id}", headers=auth(world.tokens[ADMIN])).json()[
+        "record"
+    ]
+    assert [p["name"] for p in record["purposes"]] == ["Gestion des adhésions", "Relances"]
+    assert record["purposes"][1]["legitimate_interest"] == "fidéliser les membres"
+    assert record["data_categories"] == [{"category": "identity", "description": "nom, e-mail", "retention": "3 ans"}]
+
+
+def test_an_activity_error_lands_on_the_row_it_was_typed_in(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/activities/new").text)
+    # Row 0 blank and dropped: the error of the first row kept belongs to row 2 of the form.
+    form = activity_form(
+        token,
+        **{"purposes.0.name": "", "purposes.0.legal_basis": "", "purposes.2.legitimate_interest": ""},
+        data_categories=[],
+        **{"transfers.0.recipient": "Acme", "transfers.0.country": "DE", "transfers.0.safeguard": "scc"},
+    )
+    response = app_client.post("/console/registers/activities/new", data=form)
+    assert response.status_code == 422
+    html = response.text
+    assert 'id="e-purposes-2-legitimate_interest"' in html
+    assert 'id="e-data_categories"' in html
+    assert 'id="e-transfers-0-country"' in html and "is in the EEA" in html
+
+
+def test_editing_an_activity_keeps_its_joint_controllers(app_client: TestClient, world: World) -> None:
+    headers = auth(world.tokens[ADMIN])
+    body = app_client.get(f"/api/v1/registers/activities/{world.activity_id}", headers=headers).json()["record"]
+    body["joint_controllers"] = [{"name": "Ville de Lyon", "email": "dpo@lyon.example"}]
+    assert app_client.put(f"/api/v1/registers/activities/{world.activity_id}", json=body, headers=headers).is_success
+    signed_in(app_client, world, ADMIN)
+    form = app_client.get(f"/console/registers/activities/{world.activity_id}/edit").text
+    assert 'value="Billetterie en ligne"' in form
+    fields = {
+        "csrf": csrf_of(form),
+        "name": "Billetterie",
+        "purposes.0.name": "Vente de billets",
+        "purposes.0.legal_basis": "contract",
+        "subject_categories": "clients",
+        "data_categories": ["identity"],
+    }
+    response = app_client.post(
+        f"/console/registers/activities/{world.activity_id}/edit", data=fields, follow_redirects=False
+    )
+    assert response.status_code == 303, response.text
+    after = app_client.get(f"/api/v1/registers/activities/{world.activity_id}", headers=headers).json()["record"]
+    assert after["name"] == "Billetterie"
+    assert after["joint_controllers"] == [
+        {"name": "Ville de Lyon", "email": "dpo@lyon.example", "address": None, "phone": None}
+    ]
+
+
+@pytest.mark.parametrize("role", [AUDITOR, OPERATOR])
+def test_readers_of_the_registers_may_not_write_them(app_client: TestClient, world: World, role: Role) -> None:
+    signed_in(app_client, world, role)
+    before = len(breaches_of(app_client, world))
+    page = app_client.get(f"/console/registers/breaches/{world.breach_id}")
+    assert page.status_code == 200
+    assert "/edit" not in page.text and "/notifications" not in page.text
+    response = app_client.post("/console/registers/breaches/new", data=breach_form(csrf_of(page.text)))
+    assert response.status_code == 403
+    assert len(breaches_of(app_client, world)) == before
+
+
+def test_another_organisations_register_entries_are_not_found(
+    app_client: TestClient, world: World, runtime: Runtime
+) -> None:
+    other = make_world(runtime, app_client)
+    signed_in(app_client, world, ADMIN)
+    for path in (
+        "/console/registers/breaches/{breach_id}",
+        "/console/registers/breaches/{breach_id}/edit",
+        "/console/registers/activities/{activity_id}",
+        "/console/registers/processors/{processor_id}",
+        "/console/registers/dpias/{dpia_id}",
+        "/console/registers/dpias/{dpia_id}/pia",
+        "/console/audit/exports/{export_id}",
+        "/console/audit/exports/{export_id}/payload",
+    ):
+        assert app_client.get(other.fill(path)).status_code == 404, path
+    token = csrf_of(app_client.get("/console/registers/breaches/new").text)
+    response = app_client.post(other.fill("/console/registers/breaches/{breach_id}/edit"), data=breach_form(token))
+    assert response.status_code == 404
+
+
+def test_the_register_downloads_are_the_apis(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, AUDITOR)
+    xlsx = app_client.get("/console/reports/register.xlsx")
+    assert xlsx.content.startswith(b"PK")
+    assert "attachment" in xlsx.headers["content-disposition"]
+    api = app_client.get(
+        "/api/v1/registers/activities/export", params={"format": "json"}, headers=auth(world.tokens[AUDITOR])
+    )
+    console = app_client.get("/console/reports/register.json").json()
+    assert console.keys() == api.json().keys()
+    assert console["activities"] == api.json()["activities"]
+    assert app_client.get("/console/reports/register.pdf").status_code == 404
+
+
+# Audit -------------------------------------------------------------------------------------------
+
+
+def test_the_audit_search_filters_and_pages_like_the_api(app_client: TestClient, world: World) -> None:
+    headers = auth(world.tokens[ADMIN])
+    for n in range(3):
+        event = {
+            "module": "bookings",
+            "action": "show.update",
+            "crud": "update",
+            "actor": {"type": "user", "id": f"u-{n}"},
+        }
+        assert app_client.post("/api/v1/audit/events", json=event, headers=headers).status_code == 201
+    signed_in(app_client, world, AUDITOR)
+    first = app_client.get("/console/audit", params={"module": "bookings", "action": "show.update"})
+    assert first.status_code == 200
+    assert first.text.count("<code>show.update</code>") == 3
+    one = app_client.get("/console/audit", params={"module": "bookings", "actor": "u-1"})
+    assert one.text.count("<code>show.update</code>") == 1
+    bad = app_client.get("/console/audit", params={"module": "Bad Module!", "since": "yesterday"})
+    assert bad.status_code == 422
+    assert 'id="e-module"' in bad.text and 'id="e-since"' in bad.text
+
+
+def test_an_export_made_in_the_console_downloads_and_is_recorded(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    page = app_client.get("/console/audit")
+    response = app_client.post(
+        "/console/audit/export",
+        data={"csrf": csrf_of(page.text), "format": "csv", "module": "registers"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    shown = app_client.get(response.headers["location"])
+    assert "verify-export" in shown.text
+    payload = app_client.get(response.headers["location"] + "/payload")
+    assert payload.status_code == 200 and payload.headers["content-type"].startswith("text/csv")
+    manifest = app_client.get(response.headers["location"] + "/manifest").json()
+    assert manifest["filter"] == {"module": "registers"} and manifest["count"] >= 4
+    events = app_client.get(
+        "/api/v1/audit/events", params={"action": "audit.export.downloaded"}, headers=auth(world.tokens[ADMIN])
+    ).json()["events"]
+    assert any(e["target"]["id"] == manifest["export_id"] for e in events)
+
+
+@pytest.mark.parametrize("role", [OPERATOR, AUDITOR])
+def test_the_ledger_is_verified_from_the_console(app_client: TestClient, world: World, role: Role) -> None:
+    signed_in(app_client, world, role)
+    page = app_client.get("/console/audit/verify")
+    assert "never verified" in page.text
+    report = app_client.post("/console/audit/verify", data={"csrf": csrf_of(page.text)})
+    assert report.status_code == 200
+    assert "intact" in report.text
+    assert "never verified" not in app_client.get("/console/").text
+    bad = app_client.post(
+        "/console/audit/verify", data={"csrf": csrf_of(page.text), "trusted_checkpoint": "not a note"}
+    )
+    assert bad.status_code == 422 and 'id="e-trusted_checkpoint"' in bad.text
+
+
+# Words -------------------------------------------------------------------------------------------
+
+
+def test_every_word_a_page_can_show_exists_in_french_and_english() -> None:
+    from gardien.registers import schemas as reg
+    from gardien.rights import schemas as rights
+    from gardien.web.console.texts import EN, FR
+
+    assert set(EN) == set(FR)
+    dynamic = [
+        *(f"status_{s.value}" for s in rights.Status),
+        *(f"type_{s.value}" for s in rights.RequestType),
+        *(f"reject_{s.value}" for s in rights.RejectionCode),
+        *(f"role_{r.value}" for r in Role),
+        *(f"role_help_{r.value}" for r in Role),
+        *(f"alert_{a.value}" for a in reg.AlertKind),
+        *(f"basis_{b.value}" for b in reg.LegalBasis),
+        *(f"data_{c.value}" for c in reg.DataCategory),
+        *(f"special_{c.value}" for c in reg.SpecialCategory),
+        *(f"kind_{k.value}" for k in reg.RecipientKind),
+        *(f"safeguard_{s.value}" for s in reg.Safeguard),
+        *(f"measure_{m.value}" for m in reg.SecurityMeasure),
+        *(f"risk_{r.value}" for r in reg.Risk),
+        *(f"exemption_{e.value}" for e in reg.Art34Exemption),
+        *(f"clause_{c}" for c in reg.Clauses.model_fields),
+        *(f"clock_{s}" for s in ("running", "overdue", "notified_in_time", "notified_late", "not_required")),
+        *(f"verify_{s}" for s in ("ok", "tampered", "unverifiable")),
+    ]
+    assert [key for key in dynamic if key not in EN] == []

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from gardien.core.errors import Problem
-from gardien.web.console import dashboard, requests, settings, signin
+from gardien.web.console import audit, dashboard, registers, reports, requests, settings, signin
 from gardien.web.console.base import (
     STATIC,
     Refused,
@@ -52,7 +52,7 @@ def create_console(services: Services) -> FastAPI:
         idle=timedelta(minutes=settings_.console_idle_minutes),
         lifetime=timedelta(hours=settings_.console_session_hours),
     )
-    for module in (signin, dashboard, requests, settings):
+    for module in (signin, dashboard, requests, audit, registers, reports, settings):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
 

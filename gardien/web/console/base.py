@@ -203,6 +203,8 @@ def _day(value: date | None) -> str:
 
 
 templates.filters["when"] = _when
+# A choice's value with its label in the page's language: ("health", "health data").
+templates.filters["pair"] = lambda value, prefix, t: (value, t(prefix + value))
 templates.filters["day"] = _day
 
 

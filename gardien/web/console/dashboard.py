@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from gardien.core.errors import NotFound
 from gardien.rights.schemas import RequestOut
 from gardien.web.console.base import Viewer, page, services_of, viewer
-from gardien.web.console.pages import DASHBOARD, REQUEST_MANAGERS
+from gardien.web.console.pages import AUDIT_VERIFIERS, DASHBOARD, REQUEST_MANAGERS
 
 router = APIRouter()
 MAX_BREACHES = 200
@@ -66,6 +66,7 @@ def dashboard(request: Request, seen: Viewer = Depends(viewer(DASHBOARD))) -> HT
             "checkpoint": checkpoint,
             "head_size": services.ledger.head_size(org),
             "verification": services.ledger.last_verification(org),
+            "may_verify": seen.may(AUDIT_VERIFIERS),
             "alerts": services.registers.alerts(org).alerts,
             "consent": consent_rates(stats.days),
             "consent_since": stats.since,

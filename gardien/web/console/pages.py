@@ -34,6 +34,13 @@ class PageInfo:
 PAGES = (
     PageInfo("dashboard", "/", DASHBOARD),
     PageInfo("requests", "/requests", REQUEST_READERS),
+    PageInfo("audit", "/audit", AUDIT_READERS),
+    PageInfo("verify", "/audit/verify", AUDIT_VERIFIERS),
+    PageInfo("activities", "/registers/activities", REGISTER_READERS),
+    PageInfo("processors", "/registers/processors", REGISTER_READERS),
+    PageInfo("breaches", "/registers/breaches", REGISTER_READERS),
+    PageInfo("dpias", "/registers/dpias", COMPLIANCE_READERS),
+    PageInfo("reports", "/reports", COMPLIANCE_READERS),
     PageInfo("settings", "/settings", SETTINGS_READERS),
     PageInfo("keys", "/settings/keys", KEY_READERS),
 )

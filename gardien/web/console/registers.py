@@ -1,0 +1,340 @@
+"""The registers: processing activities, processors, breaches and DPIAs — lists, records, and the
+forms that create and edit activities and breaches through the RegistersService."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import ValidationError
+
+from gardien.core.errors import NotFound, Problem
+from gardien.registers import documents, pia
+from gardien.registers.schemas import (
+    Art34Exemption,
+    BreachIn,
+    ControllerActivity,
+    DataCategory,
+    LegalBasis,
+    NotificationIn,
+    RecipientKind,
+    Risk,
+    Safeguard,
+    SecurityMeasure,
+    SpecialCategory,
+)
+from gardien.registers.service import KIND_ACTIVITY, KIND_PROCESSOR
+from gardien.web.console import forms
+from gardien.web.console.base import (
+    Form,
+    Viewer,
+    field_errors,
+    moment,
+    page,
+    posted,
+    redirect,
+    services_of,
+    url,
+    viewer,
+)
+from gardien.web.console.pages import COMPLIANCE_READERS, REGISTER_READERS, REGISTER_WRITERS
+
+router = APIRouter(prefix="/registers")
+PAGE_SIZE = 50
+ENTRY_ID = re.compile(r"^[0-9A-Za-z-]{1,36}$")
+CURSOR = re.compile(r"^[0-9A-Za-z-]{1,36}$")
+
+
+def _entry(entry_id: str) -> str:
+    if not ENTRY_ID.match(entry_id):
+        raise NotFound(f"entry {entry_id!r}")
+    return entry_id
+
+
+def _cursor(request: Request) -> str | None:
+    cursor = request.query_params.get("cursor")
+    return cursor if cursor and CURSOR.match(cursor) else None
+
+
+def _listing(request: Request, template: str, found: Any, path: str, **context: Any) -> HTMLResponse:
+    next_page = url(path, cursor=found.next_cursor, **context.pop("query", {})) if found.next_cursor else None
+    return page(request, template, {"items": found.items, "next_page": next_page, **context})
+
+
+def _choices() -> dict[str, Any]:
+    return {
+        "legal_bases": [b.value for b in LegalBasis],
+        "data_categories": [c.value for c in DataCategory],
+        "special_categories": [c.value for c in SpecialCategory],
+        "recipient_kinds": [k.value for k in RecipientKind],
+        "safeguards": [s.value for s in Safeguard],
+        "security_measures": [m.value for m in SecurityMeasure],
+        "risks": [r.value for r in Risk],
+        "exemptions": [e.value for e in Art34Exemption],
+    }
+
+
+async def _save(
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    validate: Callable[[], Any],
+    place: Callable[[dict[str, str]], dict[str, str]],
+    store: Callable[[Any], Awaitable[Any]],
+    done: Callable[[Any], str],
+) -> Response:
+    """Validate and store; on any refusal, the form again with the errors beside the fields and
+    nothing stored."""
+    try:
+        saved = await store(validate())
+    except ValidationError as exc:
+        errors = place(field_errors(exc))
+    except Problem as exc:
+        if exc.status == 404:
+            raise
+        errors = place(field_errors(exc))
+    else:
+        return redirect(request, done(saved))
+    return page(request, template, {**context, "errors": errors, **_choices()}, status=422)
+
+
+# Processing activities ---------------------------------------------------------------------------
+
+
+@router.get("/activities", response_class=HTMLResponse)
+def activities(request: Request, seen: Viewer = Depends(viewer(REGISTER_READERS))) -> HTMLResponse:
+    found = services_of(request).registers.activities(seen.principal.org_id, _cursor(request), PAGE_SIZE)
+    return _listing(request, "activities.html", found, "/registers/activities", may_write=seen.may(REGISTER_WRITERS))
+
+
+@router.get("/activities/new", response_class=HTMLResponse)
+def new_activity(request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    context = {"state": forms.activity_state(None), "errors": {}, "entry": None, **_choices()}
+    return page(request, "activity_form.html", context)
+
+
+@router.get("/activities/{entry_id}", response_class=HTMLResponse)
+def activity(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_READERS))) -> HTMLResponse:
+    entry = services_of(request).registers.get(seen.principal.org_id, KIND_ACTIVITY, _entry(entry_id))
+    context = {"entry": entry, "may_write": seen.may(REGISTER_WRITERS), "done": request.query_params.get("done")}
+    return page(request, "activity.html", context)
+
+
+@router.get("/activities/{entry_id}/edit", response_class=HTMLResponse)
+def edit_activity(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    entry = services_of(request).registers.get(seen.principal.org_id, KIND_ACTIVITY, _entry(entry_id))
+    if not isinstance(entry.record, ControllerActivity):
+        raise Problem(409, "conflict", "Conflict", "a processor's record (Art. 30(2)) is edited through the API")
+    context = {"state": forms.activity_state(entry.record), "errors": {}, "entry": entry, **_choices()}
+    return page(request, "activity_form.html", context)
+
+
+@router.post("/activities/new")
+async def create_activity(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _store_activity(request, form, None)
+
+
+@router.post("/activities/{entry_id}/edit")
+async def update_activity(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _store_activity(request, form, _entry(entry_id))
+
+
+async def _store_activity(request: Request, form: Form, entry_id: str | None) -> Response:
+    registers, seen = services_of(request).registers, form.viewer
+    org = seen.principal.org_id
+    entry = registers.get(org, KIND_ACTIVITY, entry_id) if entry_id is not None else None
+    kept: dict[str, Any] = {}
+    if entry is not None:
+        if not isinstance(entry.record, ControllerActivity):
+            raise Problem(409, "conflict", "Conflict", "a processor's record (Art. 30(2)) is edited through the API")
+        kept = {"joint_controllers": entry.record.model_dump(mode="json")["joint_controllers"]}
+    state = forms.activity_from_form(form)
+    body, place = forms.activity_body(state, kept)
+
+    async def store(record: ControllerActivity) -> Any:
+        if entry_id is None:
+            return await registers.create(org, KIND_ACTIVITY, record, seen.actor())
+        return await registers.replace(org, KIND_ACTIVITY, entry_id, record, seen.actor())
+
+    return await _save(
+        request,
+        "activity_form.html",
+        {"state": state, "entry": entry},
+        lambda: ControllerActivity.model_validate(body),
+        place,
+        store,
+        lambda saved: url(f"/registers/activities/{saved.id}", done="saved"),
+    )
+
+
+# Processors --------------------------------------------------------------------------------------
+
+
+@router.get("/processors", response_class=HTMLResponse)
+def processors(request: Request, seen: Viewer = Depends(viewer(REGISTER_READERS))) -> HTMLResponse:
+    found = services_of(request).registers.processors(seen.principal.org_id, _cursor(request), PAGE_SIZE)
+    return _listing(request, "processors.html", found, "/registers/processors")
+
+
+@router.get("/processors/{entry_id}", response_class=HTMLResponse)
+def processor(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_READERS))) -> HTMLResponse:
+    registers = services_of(request).registers
+    org = seen.principal.org_id
+    entry = registers.get(org, KIND_PROCESSOR, _entry(entry_id))
+    alerts = [a for a in registers.alerts(org).alerts if a.processor_id == entry.id]
+    return page(request, "processor.html", {"entry": entry, "alerts": alerts})
+
+
+# Breaches ----------------------------------------------------------------------------------------
+
+
+@router.get("/breaches", response_class=HTMLResponse)
+def breaches(request: Request, seen: Viewer = Depends(viewer(REGISTER_READERS))) -> HTMLResponse:
+    status = request.query_params.get("status")
+    status = status if status in ("open", "closed") else None
+    found = services_of(request).registers.breaches(seen.principal.org_id, _cursor(request), PAGE_SIZE, status)
+    return _listing(
+        request,
+        "breaches.html",
+        found,
+        "/registers/breaches",
+        query={"status": status},
+        status=status,
+        may_write=seen.may(REGISTER_WRITERS),
+    )
+
+
+@router.get("/breaches/new", response_class=HTMLResponse)
+def new_breach(request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    context = {"state": forms.breach_state(None), "errors": {}, "entry": None, **_choices()}
+    return page(request, "breach_form.html", context)
+
+
+def _breach_page(request: Request, seen: Viewer, entry_id: str, **extra: Any) -> HTMLResponse:
+    registers = services_of(request).registers
+    entry = registers.breach(seen.principal.org_id, entry_id)
+    header = registers.settings_or_none(seen.principal.org_id)
+    context = {
+        "entry": entry,
+        "may_write": seen.may(REGISTER_WRITERS),
+        "may_documents": seen.may(COMPLIANCE_READERS),
+        "authority": header.authority.value if header is not None else "cnil",
+        "done": request.query_params.get("done"),
+        "errors": {},
+        "note": {},
+        **extra,
+    }
+    return page(request, "breach.html", context, status=422 if extra.get("errors") else 200)
+
+
+@router.get("/breaches/{entry_id}", response_class=HTMLResponse)
+def breach(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_READERS))) -> HTMLResponse:
+    return _breach_page(request, seen, _entry(entry_id))
+
+
+@router.get("/breaches/{entry_id}/edit", response_class=HTMLResponse)
+def edit_breach(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    entry = services_of(request).registers.breach(seen.principal.org_id, _entry(entry_id))
+    context = {"state": forms.breach_state(entry.record), "errors": {}, "entry": entry, **_choices()}
+    return page(request, "breach_form.html", context)
+
+
+@router.post("/breaches/new")
+async def create_breach(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _store_breach(request, form, None)
+
+
+@router.post("/breaches/{entry_id}/edit")
+async def update_breach(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _store_breach(request, form, _entry(entry_id))
+
+
+async def _store_breach(request: Request, form: Form, entry_id: str | None) -> Response:
+    registers, seen = services_of(request).registers, form.viewer
+    org = seen.principal.org_id
+    entry = registers.breach(org, entry_id) if entry_id is not None else None
+    stored_contact = entry.record.dpo_contact if entry is not None else None
+    kept = {"address": stored_contact.address} if stored_contact is not None and stored_contact.address else {}
+    state = forms.breach_from_form(form)
+    body = forms.breach_body(state, kept)
+
+    async def store(record: BreachIn) -> Any:
+        if entry_id is None:
+            return await registers.create_breach(org, record, seen.actor())
+        return await registers.replace_breach(org, entry_id, record, seen.actor())
+
+    return await _save(
+        request,
+        "breach_form.html",
+        {"state": state, "entry": entry},
+        lambda: BreachIn.model_validate(body),
+        lambda errors: forms.collapse(errors, forms.BREACH_LINES),
+        store,
+        lambda saved: url(f"/registers/breaches/{saved.id}", done="saved"),
+    )
+
+
+@router.post("/breaches/{entry_id}/notifications")
+async def notify(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    entry_id = _entry(entry_id)
+    registers, seen = services_of(request).registers, form.viewer
+    note = {name: form.get(name).strip() for name in ("kind", "sent_at", "authority", "reference", "late_reasons")}
+    body: dict[str, str | None] = {k: v for k, v in note.items() if v}
+    body["sent_at"] = moment(note["sent_at"])
+    try:
+        record = NotificationIn.model_validate({k: v for k, v in body.items() if v is not None})
+        await registers.notify_breach(seen.principal.org_id, entry_id, record, seen.actor())
+    except ValidationError as exc:
+        return _breach_page(request, seen, entry_id, errors=field_errors(exc), note=note)
+    except Problem as exc:
+        if exc.status == 404:
+            raise
+        return _breach_page(request, seen, entry_id, errors=field_errors(exc), note=note)
+    return redirect(request, url(f"/registers/breaches/{entry_id}", done="notified"))
+
+
+@router.get("/breaches/{entry_id}/notification-form", response_class=HTMLResponse)
+def notification_form(
+    entry_id: str, request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))
+) -> HTMLResponse:
+    """The pre-filled notification, as the registers' API renders it (CNIL, APD-GBA or AP)."""
+    registers = services_of(request).registers
+    entry = registers.breach(seen.principal.org_id, _entry(entry_id))
+    header = registers.settings_or_none(seen.principal.org_id)
+    chosen = request.query_params.get("authority")
+    authority = chosen if chosen in ("cnil", "apd", "ap") else (header.authority.value if header else "cnil")
+    kind = "complementary" if request.query_params.get("kind") == "complementary" else "initial"
+    document = documents.notification_form(
+        entry, header, authority, documents.authority_language(authority, None), kind
+    )
+    # The document carries its own stylesheet inline, for printing; it has no script.
+    policy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
+    return HTMLResponse(documents.render("notification.html", document), headers={"Content-Security-Policy": policy})
+
+
+# DPIAs -------------------------------------------------------------------------------------------
+
+
+@router.get("/dpias", response_class=HTMLResponse)
+def dpias(request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> HTMLResponse:
+    found = services_of(request).registers.dpias(seen.principal.org_id, _cursor(request), PAGE_SIZE)
+    return _listing(request, "dpias.html", found, "/registers/dpias")
+
+
+@router.get("/dpias/{entry_id}", response_class=HTMLResponse)
+def dpia(entry_id: str, request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> HTMLResponse:
+    entry = services_of(request).registers.dpia(seen.principal.org_id, _entry(entry_id))
+    return page(request, "dpia.html", {"entry": entry})
+
+
+@router.get("/dpias/{entry_id}/pia")
+def pia_export(entry_id: str, request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> JSONResponse:
+    """The DPIA as a CNIL PIA tool JSON export, as GET /api/v1/registers/dpias/{id}/pia gives it."""
+    entry = services_of(request).registers.dpia(seen.principal.org_id, _entry(entry_id))
+    return JSONResponse(
+        pia.export(entry.record, entry.id),
+        headers={"Content-Disposition": f'attachment; filename="pia-{entry.id}.json"'},
+    )
