@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     datamaps = app.state.datamaps = DatamapService(runtime, ledger)
     app.state.privacy = PrivacyService(runtime, ledger)
     registers = app.state.registers = RegistersService(runtime, ledger)
-    app.state.retention = RetentionService(runtime, ledger)
+    retention = app.state.retention = RetentionService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)
@@ -162,7 +162,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(privacy_router)
     app.include_router(registers_router)
     app.include_router(retention_router)
-    app.mount("/console", create_console(ConsoleServices(runtime, ledger, rights, registers, consent)))
+    app.mount("/console", create_console(ConsoleServices(runtime, ledger, rights, registers, consent, retention)))
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

@@ -132,6 +132,10 @@ def make_world(runtime: Runtime, http: Any) -> World:
         identifier: str = response.json()["id"]
         return identifier
 
+    # Received long enough ago to be overdue, and nearly a month ago: due within the week.
+    for days, email in ((45, "late@example.org"), (27, "soon@example.org")):
+        received = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+        created("/api/v1/requests", {"type": "erasure", "email": email, "received_at": received})
     return World(
         runtime,
         org,

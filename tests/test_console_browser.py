@@ -247,5 +247,10 @@ def test_a_refused_form_takes_the_focus_to_its_errors(role_pages: dict[Role, Pag
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("alert")).to_be_visible()
     assert focused(page) == "error-summary"
+    # Each error is named by its field's label, and leads to the field.
+    summary = page.locator("#error-summary")
+    expect(summary.get_by_role("link", name="Title", exact=True)).to_be_visible()
+    summary.get_by_role("link", name="Aware since (UTC)").click()
+    assert focused(page) == "f-aware_at"
     shot(page, "breach-form-errors--dpo")
     assert audit(page) == []

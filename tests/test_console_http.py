@@ -18,6 +18,7 @@ from gardien.app import create_app
 from gardien.core import service
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
+from tests import registers_samples
 from tests.conftest import auth
 from tests.console_support import (
     ADMIN,
@@ -50,6 +51,7 @@ def world(runtime: Runtime, app_client: TestClient) -> World:
 
 
 def signed_in(client: TestClient, world: World, role: Role) -> TestClient:
+    client.cookies.clear()
     response = sign_in(client, world.tokens[role])
     assert response.status_code == 303, response.text
     return client
@@ -753,3 +755,77 @@ def test_every_word_a_page_can_show_exists_in_french_and_english() -> None:
         *(f"verify_{s}" for s in ("ok", "tampered", "unverifiable")),
     ]
     assert [key for key in dynamic if key not in EN] == []
+
+
+def test_the_dashboard_shows_the_last_retention_runs(app_client: TestClient, world: World) -> None:
+    from gardien.retention.schemas import RunOut
+    from gardien.web.console.dashboard import run_rows
+
+    signed_in(app_client, world, OPERATOR)
+    assert "No retention run yet." in app_client.get("/console/").text
+    now = datetime.now(UTC)
+    run = RunOut(
+        id="r",
+        policy_id="p",
+        policy_version=1,
+        dry_run=False,
+        trigger="cli",
+        status="completed",
+        cutoff=now,
+        started_at=now,
+        finished_at=now,
+        counts={
+            "app.accounts": {"matched": 12, "deleted": 10, "held": 2},
+            "app.events": {"matched": 3, "anonymised": 3},
+        },
+        samples={},
+        errors=[],
+        batches=2,
+    )
+    assert run_rows(run) == (13, 15)
+
+
+def test_form_errors_are_said_in_the_pages_language(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    french = {"Accept-Language": "fr"}
+    token = csrf_of(app_client.get("/console/registers/breaches/new", headers=french).text)
+    response = app_client.post(
+        "/console/registers/breaches/new",
+        data=breach_form(token, title="", subjects_approx="beaucoup", risk="maybe"),
+        headers=french,
+    )
+    assert response.status_code == 422
+    html = response.text
+    assert "Le formulaire contient des erreurs ; rien n&#39;a été enregistré" in html
+    assert "Obligatoire." in html
+    assert "Un nombre entier est attendu." in html
+    assert "Choisissez l&#39;une des options." in html
+
+
+def test_the_dashboard_shows_overdue_and_due_soon_requests_with_their_clock(
+    app_client: TestClient, world: World
+) -> None:
+    signed_in(app_client, world, DPO)
+    html = app_client.get("/console/").text
+    late = html.split("late@example.org")[1].split("</tr>")[0]
+    soon = html.split("soon@example.org")[1].split("</tr>")[0]
+    assert "days late" in late and "days left" in soon
+    assert "emilie@example.org" not in html, "a request due in a month is not on the dashboard"
+    signed_in(app_client, world, AUDITOR)
+    assert "late@example.org" not in app_client.get("/console/").text, "an auditor sees the address masked"
+
+
+def test_an_activity_as_processor_is_shown_and_left_to_the_api(app_client: TestClient, world: World) -> None:
+    created = app_client.post(
+        "/api/v1/registers/activities", json=registers_samples.processor_activity(), headers=auth(world.tokens[ADMIN])
+    )
+    assert created.status_code == 201
+    entry_id = created.json()["id"]
+    signed_in(app_client, world, DPO)
+    page = app_client.get(f"/console/registers/activities/{entry_id}")
+    assert page.status_code == 200
+    assert "Controllers served" in page.text and f"/registers/activities/{entry_id}/edit" not in page.text
+    assert app_client.get(f"/console/registers/activities/{entry_id}/edit").status_code == 409
+    token = csrf_of(page.text)
+    refused = app_client.post(f"/console/registers/activities/{entry_id}/edit", data=activity_form(token))
+    assert refused.status_code == 409

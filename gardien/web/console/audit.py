@@ -35,20 +35,20 @@ FORMATS = ("jsonl", "json", "csv")
 MEDIA = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}
 
 
-def _filter_of(values: dict[str, str]) -> tuple[EventFilter, dict[str, str]]:
+def _filter_of(values: dict[str, str], lang: str) -> tuple[EventFilter, dict[str, str]]:
     """The filter typed in the form; the times are `datetime-local` values read as UTC."""
     raw: dict[str, Any] = {name: values.get(name, "").strip() for name in FILTER_FIELDS}
     raw["since"], raw["until"] = moment(raw["since"]), moment(raw["until"])
     try:
         return EventFilter.model_validate({k: v for k, v in raw.items() if v}), {}
     except ValidationError as exc:
-        return EventFilter(), field_errors(exc)
+        return EventFilter(), field_errors(exc, lang)
 
 
 @router.get("", response_class=HTMLResponse)
 def search(request: Request, seen: Viewer = Depends(viewer(AUDIT_READERS))) -> HTMLResponse:
     typed = {name: request.query_params.get(name, "") for name in FILTER_FIELDS}
-    flt, errors = _filter_of(typed)
+    flt, errors = _filter_of(typed, seen.lang)
     cursor = request.query_params.get("cursor") or None
     events: list[dict[str, Any]] = []
     next_page = None
@@ -58,7 +58,7 @@ def search(request: Request, seen: Viewer = Depends(viewer(AUDIT_READERS))) -> H
                 seen.principal.org_id, flt, cursor=cursor, limit=PAGE_SIZE, actor=seen.actor()
             )
         except Problem as exc:
-            errors = field_errors(exc)
+            errors = field_errors(exc, seen.lang)
         else:
             events = found.events
             if found.next_cursor:
@@ -81,12 +81,12 @@ def search(request: Request, seen: Viewer = Depends(viewer(AUDIT_READERS))) -> H
 @router.post("/export")
 def export(request: Request, form: Form = Depends(posted(AUDIT_READERS))) -> Response:
     typed = {name: form.get(name) for name in FILTER_FIELDS}
-    flt, errors = _filter_of(typed)
+    flt, errors = _filter_of(typed, form.viewer.lang)
     if not errors:
         try:
             body = ExportRequest.model_validate({"format": form.get("format"), "filter": flt.model_dump()})
         except ValidationError as exc:
-            errors = field_errors(exc)
+            errors = field_errors(exc, form.viewer.lang)
     if errors:
         context: dict[str, Any] = {"typed": typed, "errors": errors, "events": [], "next_page": None}
         return page(request, "audit.html", {**context, "formats": FORMATS}, status=422)
@@ -157,7 +157,12 @@ def verify(request: Request, form: Form = Depends(posted(AUDIT_VERIFIERS))) -> H
     try:
         body = VerifyRequest(trusted_checkpoint=trusted or None)
     except ValidationError as exc:
-        context = {**_integrity(request, seen), "report": None, "errors": field_errors(exc), "trusted": trusted}
+        context = {
+            **_integrity(request, seen),
+            "report": None,
+            "errors": field_errors(exc, seen.lang),
+            "trusted": trusted,
+        }
         return page(request, "verify.html", context, status=422)
     report = services_of(request).ledger.verify(
         seen.principal.org_id, trusted_checkpoint=body.trusted_checkpoint, actor=seen.actor()

@@ -23,6 +23,7 @@ from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from gardien.core.service import Principal, Unauthorized
 from gardien.registers.service import RegistersService
+from gardien.retention.service import RetentionService
 from gardien.rights.service import RightsService
 from gardien.web.console import i18n
 from gardien.web.console.pages import PAGES, allowed_pages
@@ -49,6 +50,7 @@ class Services:
     rights: RightsService
     registers: RegistersService
     consent: ConsentService
+    retention: RetentionService
 
 
 @dataclass
@@ -308,26 +310,61 @@ def render_error(request: Request, status: int, detail: str) -> HTMLResponse:
 # Forms and their errors --------------------------------------------------------------------------
 
 
-def field_errors(exc: ValidationError | Problem, prefix: str = "") -> dict[str, str]:
-    """Errors by dotted field path, as form fields are named; '' for those of no field."""
+def field_errors(exc: ValidationError | Problem, lang: str) -> dict[str, str]:
+    """Errors by dotted field path, as form fields are named; '' for those of no field.
+
+    The schemas' own checks speak for themselves; pydantic's generic ones are said in the page's
+    language.
+    """
     found: dict[str, str] = {}
     if isinstance(exc, ValidationError):
         for error in exc.errors():
             path = ".".join(str(part) for part in error.get("loc", ()))
-            message = str(error.get("msg", "")).removeprefix("Value error, ")
+            message = _message(error, lang)
             named, _, rest = message.partition(": ")
             # Model-level checks name the member they are about: "legitimate_interest: name …".
             if rest and re.fullmatch(r"[a-z_0-9]+", named):
                 path = f"{path}.{named}" if path else named
                 message = rest
-            found.setdefault(prefix + path, message)
+            found.setdefault(path, message)
         return found
     listed = exc.extra.get("errors") or []
     for error in listed:
-        found.setdefault(prefix + str(error.get("field", "")), str(error.get("message", "")))
+        found.setdefault(str(error.get("field", "")), str(error.get("message", "")))
     if not listed:
         found[""] = exc.detail or exc.title
     return found
+
+
+# pydantic's error types -> the console's words for them.
+GENERIC_ERRORS = {
+    "missing": "err_required",
+    "int_parsing": "err_integer",
+    "int_from_float": "err_integer",
+    "int_type": "err_integer",
+    "greater_than_equal": "err_at_least",
+    "less_than_equal": "err_at_most",
+    "enum": "err_choice",
+    "literal_error": "err_choice",
+    "datetime_parsing": "err_datetime",
+    "datetime_from_date_parsing": "err_datetime",
+    "datetime_type": "err_datetime",
+    "date_parsing": "err_date",
+    "date_from_datetime_parsing": "err_date",
+    "string_pattern_mismatch": "err_pattern",
+    "string_too_long": "err_too_long",
+}
+
+
+def _message(error: Any, lang: str) -> str:
+    kind, context = str(error.get("type", "")), error.get("ctx") or {}
+    if kind in ("string_too_short", "too_short"):
+        key = "err_required" if context.get("min_length") == 1 else "err_too_short"
+        return i18n.text(lang, key, n=context.get("min_length", ""))
+    if kind in GENERIC_ERRORS:
+        limit = context.get("ge", context.get("le", context.get("max_length", "")))
+        return i18n.text(lang, GENERIC_ERRORS[kind], n=limit)
+    return str(error.get("msg", "")).removeprefix("Value error, ")
 
 
 def lines(text: str) -> list[str]:

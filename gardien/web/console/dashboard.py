@@ -17,6 +17,7 @@ from gardien.web.console.pages import AUDIT_VERIFIERS, DASHBOARD, REQUEST_MANAGE
 
 router = APIRouter()
 MAX_BREACHES = 200
+LAST_RUNS = 5
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,13 @@ class ConsentRate:
 def days_left(item: RequestOut, today: date) -> int:
     """Days until the request's deadline; negative once it is overdue."""
     return (item.due_on - today).days
+
+
+def run_rows(run: Any) -> tuple[int, int]:
+    """Rows a retention run deleted or anonymised, and rows its policy matched (all a dry run counts)."""
+    acted = sum(n for table in run.counts.values() for kind, n in table.items() if kind not in ("matched", "held"))
+    matched = sum(table.get("matched", 0) for table in run.counts.values())
+    return acted, matched
 
 
 def consent_rates(days: list[Any]) -> list[ConsentRate]:
@@ -56,6 +64,8 @@ def dashboard(request: Request, seen: Viewer = Depends(viewer(DASHBOARD))) -> HT
     except NotFound:
         checkpoint = None
     stats = services.consent.stats(org, None, None)
+    runs = services.retention.list_runs(org, limit=LAST_RUNS).items
+    policies = {p.id: p.policy.name for p in services.retention.list_policies(org)}
     return page(
         request,
         "dashboard.html",
@@ -68,6 +78,9 @@ def dashboard(request: Request, seen: Viewer = Depends(viewer(DASHBOARD))) -> HT
             "verification": services.ledger.last_verification(org),
             "may_verify": seen.may(AUDIT_VERIFIERS),
             "alerts": services.registers.alerts(org).alerts,
+            "runs": runs,
+            "run_rows": run_rows,
+            "policies": policies,
             "consent": consent_rates(stats.days),
             "consent_since": stats.since,
             "consent_until": stats.until,

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from gardien.core.roles import ALL_ROLES, KEY_MANAGERS, LEDGER_READERS, LEDGER_VERIFIERS, Role
 from gardien.registers import api as registers_api
+from gardien.retention import api as retention_api
 from gardien.rights import api as rights_api
 
-# The dashboard gathers what every reader of the queue, the registers and the ledger's integrity
+# The dashboard gathers what every reader of the queue, the registers, the retention runs and the
+# ledger's integrity
 # may see; the service role (applications) has no business in the console.
-DASHBOARD = rights_api.READERS & registers_api.READERS & LEDGER_VERIFIERS
+DASHBOARD = rights_api.READERS & registers_api.READERS & retention_api.READERS & LEDGER_VERIFIERS
 REQUEST_READERS = rights_api.READERS
 REQUEST_MANAGERS = rights_api.MANAGERS
 # Moving a request on: the API's creators, less the service role, which may only cancel.

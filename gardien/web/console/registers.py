@@ -32,6 +32,7 @@ from gardien.web.console.base import (
     Form,
     Viewer,
     field_errors,
+    language_of,
     moment,
     page,
     posted,
@@ -91,11 +92,11 @@ async def _save(
     try:
         saved = await store(validate())
     except ValidationError as exc:
-        errors = place(field_errors(exc))
+        errors = place(field_errors(exc, language_of(request)))
     except Problem as exc:
         if exc.status == 404:
             raise
-        errors = place(field_errors(exc))
+        errors = place(field_errors(exc, language_of(request)))
     else:
         return redirect(request, done(saved))
     return page(request, template, {**context, "errors": errors, **_choices()}, status=422)
@@ -288,11 +289,11 @@ async def notify(entry_id: str, request: Request, form: Form = Depends(posted(RE
         record = NotificationIn.model_validate({k: v for k, v in body.items() if v is not None})
         await registers.notify_breach(seen.principal.org_id, entry_id, record, seen.actor())
     except ValidationError as exc:
-        return _breach_page(request, seen, entry_id, errors=field_errors(exc), note=note)
+        return _breach_page(request, seen, entry_id, errors=field_errors(exc, seen.lang), note=note)
     except Problem as exc:
         if exc.status == 404:
             raise
-        return _breach_page(request, seen, entry_id, errors=field_errors(exc), note=note)
+        return _breach_page(request, seen, entry_id, errors=field_errors(exc, seen.lang), note=note)
     return redirect(request, url(f"/registers/breaches/{entry_id}", done="notified"))
 
 

@@ -12,7 +12,18 @@ from pydantic import BaseModel, ValidationError
 from gardien.core.errors import NotFound, Problem
 from gardien.rights.schemas import REQUEST_ID, ReasonIn, RejectionCode, RequestType, Status, TransitionIn
 from gardien.rights.service import ALLOWED, OPEN
-from gardien.web.console.base import Form, Viewer, field_errors, page, posted, redirect, services_of, url, viewer
+from gardien.web.console.base import (
+    Form,
+    Viewer,
+    field_errors,
+    language_of,
+    page,
+    posted,
+    redirect,
+    services_of,
+    url,
+    viewer,
+)
 from gardien.web.console.pages import REQUEST_DECIDERS, REQUEST_MANAGERS, REQUEST_READERS
 
 router = APIRouter(prefix="/requests")
@@ -32,7 +43,7 @@ def _filter(request: Request) -> tuple[QueueFilter, dict[str, str]]:
     try:
         return QueueFilter.model_validate(raw), {}
     except ValidationError as exc:
-        return QueueFilter(), field_errors(exc)
+        return QueueFilter(), field_errors(exc, language_of(request))
 
 
 @router.get("", response_class=HTMLResponse)
@@ -51,7 +62,7 @@ def queue(request: Request, seen: Viewer = Depends(viewer(REQUEST_READERS))) -> 
             reveal=seen.may(REQUEST_MANAGERS),
         )
     except Problem as exc:
-        errors.update(field_errors(exc))
+        errors.update(field_errors(exc, seen.lang))
         found = services.rights.list_requests(seen.principal.org_id, limit=PAGE_SIZE, reveal=seen.may(REQUEST_MANAGERS))
     query = chosen.model_dump(mode="json", exclude={"cursor"}, exclude_none=True)
     return page(
@@ -118,12 +129,12 @@ def _act(request: Request, form: Form, request_id: str, action: str, run: Any) -
     try:
         run()
     except ValidationError as exc:
-        errors = field_errors(exc)
+        errors = field_errors(exc, form.viewer.lang)
         return _detail(request, form.viewer, request_id, errors={action: errors}, values=_kept(form), status=422)
     except Problem as exc:
         if exc.status == 404:
             raise
-        errors = field_errors(exc)
+        errors = field_errors(exc, form.viewer.lang)
         return _detail(request, form.viewer, request_id, errors={action: errors}, values=_kept(form), status=exc.status)
     return redirect(request, url(f"/requests/{request_id}", done=action))
 
