@@ -322,6 +322,9 @@ def verify(
             f" in {report.seconds} s;"
             f" size {report.size}, unsealed tail {report.unsealed_tail}"
         )
+        if report.purged_before:
+            bundle = f" (bundle {report.purge_bundle})" if report.purge_bundle else ""
+            typer.echo(f"  seq 0..{report.purged_before - 1}: purged per manifest{bundle}; everything after verified")
         if report.first_broken_seq is not None:
             typer.echo(f"  first broken sequence number: {report.first_broken_seq}")
         for finding in report.findings[:20]:
@@ -382,18 +385,8 @@ def export(
     typer.echo(f"manifest     -> {manifest}")
 
 
-@audit.command("verify-export")
-def verify_export(
-    payload: Annotated[Path, typer.Argument(help="the exported payload file")],
-    manifest: Annotated[Path | None, typer.Option(help="default: PAYLOAD.manifest.json")] = None,
-    public_key: Annotated[
-        list[str] | None,
-        typer.Option(help="a C2SP vkey, or a file of them (one per line); repeatable"),
-    ] = None,
-) -> None:
-    """Verify an export offline with only the public key(s). Exit 0 valid, 1 not."""
+def _verifiers(public_key: list[str] | None) -> list[Any]:
     from gardien.audit.checkpoint import NoteError, NoteVerifier
-    from gardien.audit.offline import verify_export as check
 
     verifiers: list[NoteVerifier] = []
     for item in public_key or []:
@@ -405,13 +398,48 @@ def verify_export(
                 _fail(f"not a public key: {line[:40]}…: {exc}")
     if not verifiers:
         _fail("give the public key(s) to trust with --public-key (see `gardien keys public`)")
+    return verifiers
+
+
+PublicKeyOption = Annotated[
+    list[str] | None,
+    typer.Option(help="a C2SP vkey, or a file of them (one per line); repeatable"),
+]
+ManifestOption = Annotated[Path | None, typer.Option(help="default: PAYLOAD.manifest.json")]
+
+
+def _check_offline(kind: str, payload: Path, manifest: Path | None, public_key: list[str] | None) -> None:
+    from gardien.audit import offline
+
+    verifiers = _verifiers(public_key)
     manifest_path = manifest or Path(str(payload) + ".manifest.json")
     if not payload.is_file() or not manifest_path.is_file():
         _fail(f"need both {payload} and {manifest_path}")
+    check = offline.verify_export if kind == "export" else offline.verify_bundle
     result = check(payload, manifest_path, verifiers)
     for line in result.lines():
         typer.echo(line)
     raise typer.Exit(0 if result.ok else 1)
+
+
+@audit.command("verify-export")
+def verify_export(
+    payload: Annotated[Path, typer.Argument(help="the exported payload file")],
+    manifest: ManifestOption = None,
+    public_key: PublicKeyOption = None,
+) -> None:
+    """Verify an export offline with only the public key(s). Exit 0 valid, 1 not."""
+    _check_offline("export", payload, manifest, public_key)
+
+
+@audit.command("verify-bundle")
+def verify_bundle(
+    payload: Annotated[Path, typer.Argument(help="the archive bundle (ledger-….jsonl.gz)")],
+    manifest: ManifestOption = None,
+    public_key: PublicKeyOption = None,
+) -> None:
+    """Verify a ledger archive bundle offline with only the public key(s). Exit 0 valid, 1 not."""
+    _check_offline("bundle", payload, manifest, public_key)
 
 
 @consent.command("expire")

@@ -83,6 +83,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         database_url=database_url,
         keys_dir=base / "keys",
         exports_dir=base / "exports",
+        archive_dir=base / "archive",
         instance_name="gardien.test",
         checkpoint_every_seconds=0.2,
     )

@@ -14,8 +14,13 @@ import orjson
 
 from gardien.audit.canonical import canonical_bytes, recanonicalize
 from gardien.audit.checkpoint import NoteSigner, NoteVerifier
+from gardien.audit.merkle import STRIDE
 
 MANIFEST_SCHEMA = "gardien.audit.export/1"
+BUNDLE_SCHEMA = "gardien.audit.bundle/1"
+# Gardien stores tree nodes every STRIDE levels: proofs of later events may need the leaves of the
+# block of 2^STRIDE leaves that a purge boundary cuts, so an archive bundle's manifest keeps them.
+BLOCK = 1 << STRIDE
 CSV_COLUMNS = [
     "seq",
     "id",
@@ -41,6 +46,13 @@ CSV_COLUMNS = [
     "fields",
     "leaf_hash",
 ]
+
+
+def kept_leaves(manifest: dict[str, Any]) -> dict[int, bytes]:
+    """An archive manifest's `tail_leaves`, by sequence number."""
+    tail = manifest.get("tail_leaves") or {}
+    first = int(tail.get("first_seq", 0))
+    return {first + i: base64.b64decode(h) for i, h in enumerate(tail.get("hashes", []))}
 
 
 def manifest_signing_bytes(manifest: dict[str, Any]) -> bytes:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from gardien.audit import merkle
+from gardien.audit.manifest import kept_leaves
+from gardien.audit.models import PURGES
 from gardien.core.errors import Conflict, NotFound, Problem
 
 
@@ -26,6 +30,17 @@ def node_fetcher(conn: Connection, org_id: str) -> merkle.Fetch:
         f" AND idx >= {marker} AND idx < {marker}"
     )
 
+    kept: dict[int, bytes] | None = None
+
+    def purged_leaves() -> dict[int, bytes]:
+        nonlocal kept
+        if kept is None:
+            row = conn.execute(
+                select(PURGES.c.manifest).where(PURGES.c.org_id == org_id).order_by(PURGES.c.to_seq.desc()).limit(1)
+            ).scalar_one_or_none()
+            kept = kept_leaves(orjson.loads(row)) if row else {}
+        return kept
+
     def fetch(ranges: list[tuple[int, int, int]]) -> list[list[bytes]]:
         if not ranges:
             return []
@@ -43,6 +58,9 @@ def node_fetcher(conn: Connection, org_id: str) -> merkle.Fetch:
             found[number][pos] = bytes(digest)
         out: list[list[bytes]] = []
         for (level, start, end), hashes in zip(ranges, found, strict=True):
+            if len(hashes) != end - start and level == 0:
+                # Leaves of purged events: the purge manifest kept those later proofs need.
+                hashes.update({s: h for s, h in purged_leaves().items() if start <= s < end and s not in hashes})
             if len(hashes) != end - start:
                 raise Problem(
                     409,

@@ -200,4 +200,7 @@ class VerifyReport(BaseModel):
     findings: list[Finding] = Field(description="Tampering first, then what could not be verified")
     unsealed_tail: int = Field(description="Events after the last checkpoint (protected by the MAC chain only)")
     purged_before: int = Field(description="Events below this sequence were purged per manifest")
+    purge_bundle: str | None = Field(
+        default=None, description="The archive bundle that holds the purged events (its payload file name)"
+    )
     seconds: float

@@ -281,6 +281,7 @@ def verify_org(
         select(PURGES).where(PURGES.c.org_id == org_id).order_by(PURGES.c.to_seq.desc()).limit(1)
     ).one_or_none()
     first_seq = purge.to_seq if purge is not None else 0
+    bundle = _bundle_name(purge.manifest) if purge is not None else None
     anchor_mac = purge.anchor_mac if purge is not None else ZERO_MAC
     initial_frontier = purge.frontier if purge is not None else b""
 
@@ -368,8 +369,17 @@ def verify_org(
         findings=findings.tampered + findings.unverifiable,
         unsealed_tail=max(0, size - last_signed),
         purged_before=first_seq,
+        purge_bundle=bundle,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _bundle_name(manifest: str) -> str | None:
+    try:
+        name = orjson.loads(manifest).get("payload", {}).get("name")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _plan(

@@ -15,6 +15,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/gardien.db"
     keys_dir: Path = Path("./var/keys")
     exports_dir: Path = Path("./var/exports")
+    # Ledger archive bundles written by retention's archive-then-purge (keep them on WORM storage).
+    archive_dir: Path = Path("./var/archive")
+    # How often `gardien worker` looks for retention policies due on their schedule.
+    retention_tick_seconds: float = Field(default=30.0, gt=0, le=86_400)
     instance_name: str = Field(
         default="gardien.local",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9.\-_/]*$",

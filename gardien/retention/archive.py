@@ -1,32 +1,102 @@
-"""Policies over Gardien's own stores. The ledger's archive-then-purge lands in a later change."""
+"""Policies over Gardien's own stores; for the ledger, archive-then-purge of its sealed prefix.
+
+The ledger's part (bundle format, purge manifest, the one permitted DELETE) lives in
+`gardien.audit.archive`; this module decides when, records the run and its audit events.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from gardien.core.errors import Problem
-from gardien.retention.schemas import PolicyIn
+from gardien.audit import archive as ledger_archive
+from gardien.audit.service import capability_event
+from gardien.audit.signing import checkpoint_signer
+from gardien.core.ids import new_id
+from gardien.retention.schemas import PolicyIn, StoreTarget
 
 if TYPE_CHECKING:
-    from gardien.retention.jobs import Runner
+    from gardien.retention.jobs import RunContext, Runner
 
-
-class StoreNotRunnable(Problem):
-    def __init__(self, store: str) -> None:
-        super().__init__(
-            409, "retention-store", "Store not runnable", f"policies on Gardien's {store} store cannot run yet"
-        )
+TABLE = "ledger"
 
 
 def run_store_policy(
-    runner: Runner,
-    org_id: str,
-    policy_row: Mapping[str, Any],
-    policy: PolicyIn,
-    *,
-    dry_run: bool,
-    trigger: str,
-    actor: Mapping[str, Any],
+    runner: Runner, ctx: RunContext, policy_row: Mapping[str, Any], policy: PolicyIn, actor: Mapping[str, Any]
 ) -> str:
-    raise StoreNotRunnable(getattr(policy.target, "store", "?"))
+    """Archive-then-purge the ledger's prefix older than the run's cutoff (or count it, dry)."""
+    assert isinstance(policy.target, StoreTarget)
+    if policy.target.store != "ledger":
+        ctx.errors.append(f"{policy.target.store}: policies on this store do not run yet")
+        return runner.finish(ctx, policy_row, policy, [], actor, "failed")
+    org_id = ctx.org_id
+    hold = runner.store_hold(org_id, TABLE)
+    if hold is not None:
+        ctx.counts[TABLE] = {"matched": 0}
+        ctx.errors.append(f"{TABLE}: skipped, {hold}")
+        return runner.finish(ctx, policy_row, policy, [], actor, "suspended")
+    engine = runner.runtime.engine
+    with engine.connect() as conn:
+        pending = ledger_archive.unpurged(conn, org_id)
+        plan = None if pending else ledger_archive.plan_purge(conn, org_id, ctx.cutoff)
+    counts = ctx.counts.setdefault(TABLE, {})
+    if pending is not None:
+        counts.setdefault("matched", pending[1])
+    elif plan is not None:
+        counts["matched"] = plan.count
+        ctx.samples[TABLE] = [[plan.from_seq], [plan.to_seq - 1]]
+    else:
+        counts.setdefault("matched", 0)
+    if ctx.dry_run:
+        return runner.finish(ctx, policy_row, policy, [], actor, "completed")
+    counts.setdefault("archived", 0)
+    try:
+        if plan is not None:
+            _archive(runner, plan, ctx, actor)
+            pending = (plan.to_seq, plan.count)
+        if pending is not None:
+            counts["archived"] += ledger_archive.delete_purged(engine, org_id, pending[0])
+            ctx.batches += 1
+    except ledger_archive.LedgerArchiveError as exc:
+        ctx.errors.append(f"{TABLE}: {exc}")
+        return runner.finish(ctx, policy_row, policy, [], actor, "failed")
+    return runner.finish(ctx, policy_row, policy, [], actor, "completed")
+
+
+def _archive(runner: Runner, plan: ledger_archive.PurgePlan, ctx: RunContext, actor: Mapping[str, Any]) -> None:
+    """Write the bundle, then record the purge manifest and its audit event in one transaction."""
+    org_id = ctx.org_id
+    runtime = runner.runtime
+    directory = runtime.settings.archive_dir / org_id
+    with runtime.engine.connect() as conn:
+        manifest, payload, _ = ledger_archive.write_bundle(
+            conn,
+            plan,
+            bundle_id=new_id(),
+            directory=directory,
+            signer=checkpoint_signer(runtime.keyring),
+            now=runner.clock(),
+        )
+    ctx.samples["bundle"] = [[str(payload)]]
+
+    def work(conn: Any) -> tuple[None, list[Any]]:
+        ledger_archive.record_purge(conn, manifest, runner.clock())
+        event = capability_event(
+            "retention",
+            "retention.ledger.purged",
+            "delete",
+            actor,
+            ("audit_bundle", manifest["bundle_id"]),
+            legal_basis="legal_obligation",
+            fields={
+                "run_id": ctx.run_id,
+                "from_seq": plan.from_seq,
+                "to_seq": plan.to_seq,
+                "manifest_sha256": ledger_archive.manifest_sha256(manifest),
+                "payload_sha256": manifest["payload"]["sha256"],
+                "payload": manifest["payload"]["name"],
+            },
+        )
+        return None, [runner.ledger.prepare(event)]
+
+    runner.ledger.transact(org_id, work)

@@ -394,47 +394,85 @@ class Runner:
         trigger: str,
         actor: Mapping[str, Any],
         progress: Progress | None = None,
+        locked: bool = False,
     ) -> str:
-        """Run (or count) one policy; resumes the policy's interrupted run if there is one. The run's id."""
+        """Run (or count) one policy; resumes the policy's interrupted run if there is one. The run's id.
+
+        `locked`: the caller already holds the policy's lock (the worker's scheduler does).
+        """
+        if locked:
+            return self._run_locked(org_id, policy_row, dry_run, trigger, actor, progress)
+        with self.policy_lock(policy_row["id"]) as got:
+            if not got:
+                raise Conflict(f"policy {policy_row['id']} is already running elsewhere")
+            return self._run_locked(org_id, policy_row, dry_run, trigger, actor, progress)
+
+    def _run_locked(
+        self,
+        org_id: str,
+        policy_row: Mapping[str, Any],
+        dry_run: bool,
+        trigger: str,
+        actor: Mapping[str, Any],
+        progress: Progress | None,
+    ) -> str:
         policy = PolicyIn.model_validate_json(policy_row["document"])
+        ctx = None if dry_run else self.interrupted(org_id, policy_row)
+        resumed = ctx is not None
+        if ctx is None:
+            ctx = self.start(org_id, policy_row, policy, dry_run, trigger, actor)
         if isinstance(policy.target, StoreTarget):
             from gardien.retention.archive import run_store_policy
 
-            return run_store_policy(self, org_id, policy_row, policy, dry_run=dry_run, trigger=trigger, actor=actor)
-        with self.policy_lock(policy_row["id"]) as locked:
-            if not locked:
-                raise Conflict(f"policy {policy_row['id']} is already running elsewhere")
-            ctx = None if dry_run else self._interrupted(org_id, policy_row)
-            resumed = ctx is not None
-            if ctx is None:
-                ctx = self._start(org_id, policy_row, policy, dry_run, trigger, actor)
-            state: dict[str, Any] = orjson.loads(policy_row["state"] or "{}")
+            return run_store_policy(self, ctx, policy_row, policy, actor)
+        state: dict[str, Any] = orjson.loads(policy_row["state"] or "{}")
+        try:
+            works = self.plan(org_id, policy, state)
+        except (HostStoreError, InvalidInput) as exc:
+            ctx.errors.append(str(exc.detail)[:500])
+            return self.finish(ctx, policy_row, policy, [], actor, "failed")
+        status = "completed"
+        if works and all(w.suspended for w in works) and any("legal hold" in (w.suspended or "") for w in works):
+            status = "suspended"
+        for work in works:
+            if work.suspended:
+                ctx.counts.setdefault(work.qualified, {"matched": 0})
+                ctx.errors.append(f"{work.qualified}: skipped, {work.suspended}")
+                continue
             try:
-                works = self.plan(org_id, policy, state)
-            except (HostStoreError, InvalidInput) as exc:
-                ctx.errors.append(str(exc.detail if hasattr(exc, "detail") else exc)[:500])
-                return self._finish(ctx, policy_row, policy, [], actor, "failed")
-            status = "completed"
-            if works and all(w.suspended for w in works) and any("legal hold" in (w.suspended or "") for w in works):
-                status = "suspended"
-            for work in works:
-                if work.suspended:
-                    ctx.counts.setdefault(work.qualified, {"matched": 0})
-                    ctx.errors.append(f"{work.qualified}: skipped, {work.suspended}")
-                    continue
-                try:
-                    matched, held, samples = self.count(work, ctx.cutoff)
-                    entry = ctx.counts.setdefault(work.qualified, {})
-                    if not resumed or "matched" not in entry:
-                        entry.update(matched=matched, held=held)
-                        ctx.samples[work.qualified] = samples
-                    if not dry_run:
-                        self.act(ctx, work, policy.batch_size, progress, entry["matched"])
-                except (HostStoreError, SQLAlchemyError, OperatorError) as exc:
-                    detail = exc.detail if isinstance(exc, HostStoreError) else str(exc).splitlines()[0][:300]
-                    ctx.errors.append(f"{work.qualified}: {detail}")
-                    status = "failed"
-            return self._finish(ctx, policy_row, policy, works, actor, status)
+                matched, held, samples = self.count(work, ctx.cutoff)
+                entry = ctx.counts.setdefault(work.qualified, {})
+                if not resumed or "matched" not in entry:
+                    entry.update(matched=matched, held=held)
+                    ctx.samples[work.qualified] = samples
+                if not ctx.dry_run:
+                    self.act(ctx, work, policy.batch_size, progress, entry["matched"])
+            except (HostStoreError, SQLAlchemyError, OperatorError) as exc:
+                detail = exc.detail if isinstance(exc, HostStoreError) else str(exc).splitlines()[0][:300]
+                ctx.errors.append(f"{work.qualified}: {detail}")
+                status = "failed"
+        return self.finish(ctx, policy_row, policy, works, actor, status)
+
+    def store_hold(self, org_id: str, store: str) -> str | None:
+        """Why a hold suspends policies on one of Gardien's stores, or None."""
+        for hold in self._holds(org_id):
+            if hold["scope"] == "organisation" or (hold["scope"] == "table" and hold["target"] == store):
+                return f"legal hold {hold['id']} ({hold['owner']}): {hold['reason'][:200]}"
+        return None
+
+    def has_interrupted(self, org_id: str, policy_id: str) -> bool:
+        with self.runtime.engine.connect() as conn:
+            found = conn.execute(
+                select(RUNS.c.id)
+                .where(
+                    RUNS.c.org_id == org_id,
+                    RUNS.c.policy_id == policy_id,
+                    RUNS.c.status == "running",
+                    RUNS.c.dry_run.is_(False),
+                )
+                .limit(1)
+            ).first()
+        return found is not None
 
     @contextmanager
     def policy_lock(self, policy_id: str) -> Iterator[bool]:
@@ -455,7 +493,7 @@ class Runner:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
 
-    def _interrupted(self, org_id: str, policy_row: Mapping[str, Any]) -> RunContext | None:
+    def interrupted(self, org_id: str, policy_row: Mapping[str, Any]) -> RunContext | None:
         with self.runtime.engine.connect() as conn:
             row = conn.execute(
                 select(RUNS)
@@ -484,7 +522,7 @@ class Runner:
             batches=row.batches,
         )
 
-    def _start(
+    def start(
         self,
         org_id: str,
         policy_row: Mapping[str, Any],
@@ -537,7 +575,7 @@ class Runner:
         self.ledger.transact(org_id, work)
         return ctx
 
-    def _finish(
+    def finish(
         self,
         ctx: RunContext,
         policy_row: Mapping[str, Any],
