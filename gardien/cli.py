@@ -11,6 +11,7 @@ import typer
 from gardien.core.roles import Role
 from gardien.core.settings import Settings
 from gardien.privacy.cli import redact as redact_command
+from gardien.retention.cli import anonymize as anonymize_command
 from gardien.retention.cli import retention
 
 app = typer.Typer(help="Gardien, a self-hosted GDPR compliance engine.", no_args_is_help=True)
@@ -702,6 +703,7 @@ def datamap_erase(
 
 
 app.command("redact")(redact_command)
+app.command("anonymize")(anonymize_command)
 
 
 @registers.command("alerts")

@@ -50,6 +50,7 @@ gardien:
     app: {url: "URL"SCHEMA}
   collections:
     app.events:
+      dated_by: created
       fields:
         ip: {anonymize: {operator: truncate_ip}}
         context:

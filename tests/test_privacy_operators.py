@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gardien.core.keyring import Keyring
 from gardien.privacy.anonymity import NotAnonymous, k_anonymity, l_diversity, measure, require_anonymous
@@ -295,3 +298,27 @@ def test_generalising_then_checking_k(ctx: OperatorContext) -> None:
     assert k_anonymity(raw, ["age", "postcode"]) == 1
     policy = RecordPolicy({"age": {"operator": "age_range"}, "postcode": {"operator": "fr_department"}})
     assert k_anonymity(policy.apply_rows(raw, ctx), ["age", "postcode"]) == 2
+
+
+def _by_ipaddress(text: str, prefix: int) -> str | None:
+    try:
+        address = ipaddress.IPv4Address(text)
+    except ValueError:
+        return None
+    return str(ipaddress.ip_network((address, prefix), strict=False).network_address)
+
+
+octets = st.one_of(
+    st.integers(0, 300).map(str),
+    st.sampled_from(["00", "01", "007", "255", "256", "1000", "", "+1", "-1", " 1", "١", "²", "0x1"]),
+)
+
+
+@given(st.lists(octets, min_size=3, max_size=5).map(".".join), st.integers(0, 32))
+def test_dotted_quads_truncate_exactly_as_ipaddress_says(text: str, prefix: int) -> None:
+    expected = _by_ipaddress(text, prefix)
+    if expected is None:
+        with pytest.raises(OperatorError):
+            apply("truncate_ip", text, v4_prefix=prefix)
+    else:
+        assert apply("truncate_ip", text, v4_prefix=prefix) == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from dateutil.relativedelta import relativedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -176,3 +177,20 @@ def test_holds_need_their_scope_and_are_released_once(
     events = _ledger_actions(runtime, org)
     assert [a for a, _ in events] == ["retention.hold.created", "retention.hold.released"]
     assert "ana@example.org" not in orjson.dumps(events).decode()  # the ledger names no one
+
+
+def test_the_data_map_refuses_unknown_anonymisation_rules_and_dating_columns() -> None:
+    from gardien.datamap.mapfile import MapInvalid, load_map
+    from tests.retention_samples import MAP
+
+    good = MAP.replace("URL", "sqlite://").replace("SCHEMA", "")
+    assert load_map(good).tables["app.events"].anonymize_rules().keys() == {"ip", "context.ip", "context.card.user_id"}
+    cases = {
+        "{operator: truncate_ip}": ("{operator: truncate_ip, params: {v4_prefix: 99}}", "params.v4_prefix"),
+        "card.user_id: {operator: hmac": ("card.user_id: {operator: sha1", "unknown operator"),
+        "dated_by: created": ("dated_by: created_at", "dated_by"),
+    }
+    for old, (new, needle) in cases.items():
+        with pytest.raises(MapInvalid) as caught:
+            load_map(good.replace(old, new, 1))
+        assert any(needle in issue.path or needle in issue.message for issue in caught.value.issues), caught.value

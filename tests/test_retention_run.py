@@ -292,3 +292,39 @@ def test_a_run_killed_mid_way_resumes_and_ends_as_one_uninterrupted_run_would(
                     "user_id": apply("hmac", user_id, context, domain="card.user_id")
                 }
     assert ledger.verify(org).status == "ok"
+
+
+def test_gardien_anonymize_older_than_applies_the_maps_rules_once(
+    runtime: Runtime, ledger: Ledger, org: str, tmp_path: Path
+) -> None:
+    _, _, maps = _tools(runtime, ledger)
+    with make_app("sqlite", tmp_path) as app:
+        maps.register(org, "app", app.map_yaml(), ACTOR)
+        before = {r["id"]: r for r in app.rows(app.events)}
+        expected = _older_than(app, "created", "events", 90)
+
+        def cli(*args: str) -> str:
+            done = subprocess.run(
+                [sys.executable, "-m", "gardien", "anonymize", "--older-than", "90d", "--org", org, *args],
+                env=_cli_env(runtime),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            return done.stdout
+
+        dry = cli("--dry-run")
+        assert "DRY RUN" in dry and f"app.events: matched {expected:,}, held 0" in dry
+        assert [r["ip"] for r in app.rows(app.events)] == [r["ip"] for r in before.values()]
+        real = cli()
+        assert f"anonymised {expected:,}" in real
+        cutoff = (NOW - timedelta(days=90)).replace(tzinfo=None)
+        for row in app.rows(app.events):
+            old = before[row["id"]]
+            due = old["created"] < cutoff  # type: ignore[operator]
+            assert row["ip"] == (apply("truncate_ip", old["ip"]) if due else old["ip"])
+            assert (context_of(row) != context_of(old)) is due
+        again = cli()
+        assert "anonymised 0" in again  # the window moved on: nothing is anonymised twice
+        assert "app.accounts" not in real  # no rules, no dated_by: not touched

@@ -197,6 +197,8 @@ class HoldIn(_Strict):
 class CollectionIn(_Strict):
     erase: Literal["delete", "fields"] | None = None
     hold: HoldIn | None = None
+    # The column that dates a row, for `gardien anonymize --older-than` (created, occurred_at…).
+    dated_by: str | None = Field(default=None, pattern=NAME)
     fields: dict[str, FieldIn] = Field(default_factory=dict)
 
 
@@ -286,6 +288,7 @@ class TableSpec:
     hold: Hold | None
     erase_after: tuple[str, ...]
     path: str
+    dated_by: str | None = None
 
     @property
     def qualified(self) -> str:
@@ -537,7 +540,12 @@ def _table(
             issues.append(MapIssue(f"gardien.collections.{dataset}.{coll.name}.hold", "`since` needs `years`"))
     erase_after = tuple((meta.erase_after if meta else None) or ())
     primary_key = tuple(name for name, spec in fields.items() if spec.primary_key)
-    return TableSpec(dataset, coll.name, fields, primary_key, delete_rows, hold, erase_after, path)
+    dated_by = extra.dated_by if extra is not None else None
+    if dated_by is not None and dated_by not in fields:
+        issues.append(
+            MapIssue(f"gardien.collections.{dataset}.{coll.name}.dated_by", f"{dated_by!r} is not a field of the table")
+        )
+    return TableSpec(dataset, coll.name, fields, primary_key, delete_rows, hold, erase_after, path, dated_by)
 
 
 def _edges(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -131,3 +132,76 @@ def list_policies(org: OrgOption = None) -> None:
             state = "" if p.enabled else " (disabled)"
             typer.echo(f"{org_id} {out.id} {p.name}{state}: {p.action} after {p.period}, next {when}")
     runtime.close()
+
+
+AGE = re.compile(r"^(\d{1,5})([dmy])$")
+
+
+def age_period(text: str) -> str:
+    """`90d`, `13m`, `2y` → the ISO 8601 period of a policy (`P90D`, `P13M`, `P2Y`)."""
+    match = AGE.match(text.strip().lower())
+    if match is None or not int(match.group(1)):
+        raise typer.BadParameter("an age like 90d, 13m or 2y (days, months, years)", param_hint="--older-than")
+    return f"P{int(match.group(1))}{match.group(2).upper()}"
+
+
+def anonymize(
+    older_than: Annotated[str, typer.Option("--older-than", help="rows older than this: 90d, 13m, 2y")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count and sample; change nothing")] = False,
+    org: OrgOption = None,
+    map_key: Annotated[str | None, typer.Option("--map", help="one data map; default: every map")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=50_000, help="rows per host transaction")] = 5_000,
+) -> None:
+    """Anonymise, in every mapped store, the rows older than an age, with the map's per-field operators.
+
+    Each table with `anonymize` rules and a `dated_by` column gets a policy of its own (created once,
+    disabled, named `anonymize <table> after <age>`), so repeated runs never anonymise a row twice
+    and every run is recorded like any retention run.
+    """
+    from gardien import cli as main_cli
+    from gardien.core.errors import Problem
+    from gardien.retention.schemas import PolicyIn
+
+    period = age_period(older_than)
+    runtime, service, runner = _tools()
+    progress = TerminalProgress()
+    failed = False
+    found = 0
+    for org_id in main_cli._org_ids(runtime, org):
+        for key, qualified, dated_by in runner.anonymisable_tables(org_id, map_key):
+            found += 1
+            name = f"anonymize {qualified} after {older_than.strip().lower()}"
+            existing = {r["name"]: r for r in service.policy_rows(org_id)}
+            row = existing.get(name)
+            if row is None:
+                spec = PolicyIn.model_validate(
+                    {
+                        "name": name,
+                        "target": {"kind": "table", "map": key, "table": qualified},
+                        "period": period,
+                        "reference": dated_by,
+                        "action": "anonymise",
+                        "note": "gardien anonymize --older-than " + older_than,
+                        "enabled": False,
+                        "batch_size": batch_size,
+                    }
+                )
+                created = service.create_policy(org_id, spec, main_cli.CLI_ACTOR)
+                row = service.policy_row(org_id, created.id)
+            try:
+                run_id = runner.run_policy(
+                    org_id, row, dry_run=dry_run, trigger="cli", actor=main_cli.CLI_ACTOR, progress=progress
+                )
+            except Problem as exc:
+                progress.end()
+                typer.secho(f"{qualified}: {exc.detail}", fg=typer.colors.RED, err=True)
+                failed = True
+                continue
+            progress.end()
+            result = service.get_run(org_id, run_id)
+            print_run(result, name)
+            failed = failed or result.status == "failed"
+    runtime.close()
+    if not found:
+        main_cli._fail("no mapped table declares `anonymize` rules and a `dated_by` column", 2)
+    raise typer.Exit(1 if failed else 0)

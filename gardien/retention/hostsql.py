@@ -7,11 +7,11 @@ SQLite, `UPDATE … JOIN (SELECT … UNION ALL …)` on MariaDB/MySQL).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Column, ColumnElement, Table, and_, delete, or_, true, tuple_
 from sqlalchemy.engine import Connection
 
@@ -82,7 +82,7 @@ def delete_keys(conn: Connection, table: Table, pk: Sequence[str], keys: Sequenc
 
 def _param(value: Any) -> Any:
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return orjson.dumps(value).decode()
     return value
 
 
