@@ -35,6 +35,7 @@ from gardien.psd2.service import ScaAdvisor
 from gardien.registers.api import router as registers_router
 from gardien.registers.service import RegistersService
 from gardien.retention.api import router as retention_router
+from gardien.retention.quotas import QuotaService
 from gardien.retention.service import RetentionService
 from gardien.rights.api import router as rights_router
 from gardien.rights.service import RightsService
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.state.privacy = PrivacyService(runtime, ledger)
     registers = app.state.registers = RegistersService(runtime, ledger)
     retention = app.state.retention = RetentionService(runtime, ledger)
+    app.state.quotas = QuotaService(runtime, ledger)
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(audit_router)

@@ -146,13 +146,22 @@ def _prepare_demo(host: str, port: int) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run background duties without serving the API: for now, sealing checkpoints every second.
+    """Run background duties without serving the API: seal checkpoints, run retention policies on schedule.
 
-    Needed where events are appended in-process or by the CLI while no `gardien serve` runs;
-    several workers (and servers) may run at once, they take turns on each ledger's head row.
+    Checkpoints: needed where events are appended in-process or by the CLI while no `gardien serve`
+    runs; several workers (and servers) may run at once, they take turns on each ledger's head row.
+    Retention: every GARDIEN_RETENTION_TICK_SECONDS, the policies due on their cron schedule run
+    (once across workers on PostgreSQL, through advisory locks; run one worker on SQLite), and
+    storage quotas are checked.
     """
     import signal
     import threading
+
+    from gardien.datamap.service import DatamapService
+    from gardien.retention.jobs import Runner
+    from gardien.retention.quotas import QuotaService
+    from gardien.retention.schedule import Scheduler
+    from gardien.retention.service import RetentionService
 
     runtime = _runtime()
     ledger = _ledger(runtime)
@@ -160,11 +169,23 @@ def worker() -> None:
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
     ledger.start()
-    typer.echo(f"gardien worker: sealing checkpoints every {runtime.settings.checkpoint_every_seconds} s")
+    maps = DatamapService(runtime, ledger)
+    scheduler = Scheduler(
+        Runner(runtime, ledger, maps), RetentionService(runtime, ledger), QuotaService(runtime, ledger)
+    )
+    tick = runtime.settings.retention_tick_seconds
+    retention = threading.Thread(target=scheduler.loop, args=(stop, tick), name="retention", daemon=True)
+    retention.start()
+    typer.echo(
+        f"gardien worker: sealing checkpoints every {runtime.settings.checkpoint_every_seconds} s,"
+        f" retention policies checked every {tick} s"
+    )
     try:
         stop.wait()
+        retention.join(timeout=60)
     finally:
         ledger.stop()
+        maps.close()
         runtime.close()
 
 

@@ -194,6 +194,8 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("POST", f"{RET}/holds/{{hold_id}}/release"): RETENTION_WRITERS,
     ("GET", f"{RET}/runs"): RETENTION_READERS,
     ("GET", f"{RET}/runs/{{run_id}}"): RETENTION_READERS,
+    ("GET", f"{RET}/quota"): RETENTION_READERS,
+    ("PUT", f"{RET}/quota"): frozenset({ADMIN, OPERATOR}),
 }
 RETENTION_POLICY = {
     "name": "users after two years",
@@ -382,6 +384,7 @@ class World:
             ("POST", f"{RET}/policies"): RETENTION_POLICY,
             ("PUT", f"{RET}/policies/{{policy_id}}"): {**RETENTION_POLICY, "period": "P3Y"},
             ("POST", f"{RET}/holds"): RETENTION_HOLD,
+            ("PUT", f"{RET}/quota"): {"max_ledger_events": 1_000_000},
         }
         for kind, body in REGISTER_BODIES.items():
             bodies[("POST", f"{REG}/{kind}")] = body()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -511,6 +512,22 @@ class Ledger:
                 "target": {"type": "audit_export", "id": export_id},
             },
         )
+
+    def storage(self, org_id: str) -> dict[str, int]:
+        """What the organisation's ledger keeps: events and their canonical bytes, export files' bytes."""
+        with self.runtime.engine.connect() as conn:
+            events, size = conn.execute(
+                select(func.count(), func.coalesce(func.sum(func.length(EVENTS.c.canonical)), 0)).where(
+                    EVENTS.c.org_id == org_id
+                )
+            ).one()
+            paths = conn.execute(select(EXPORTS.c.payload_path).where(EXPORTS.c.org_id == org_id)).scalars().all()
+        exports = 0
+        for path in paths:
+            for file in (Path(path), Path(path + ".manifest.json")):
+                with contextlib.suppress(OSError):
+                    exports += file.stat().st_size
+        return {"ledger_events": int(events), "ledger_bytes": int(size), "export_bytes": exports}
 
     def head_size(self, org_id: str) -> int:
         with self.runtime.engine.connect() as conn:

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from gardien.core.auth import require
 from gardien.core.roles import Role
 from gardien.core.service import Principal
+from gardien.retention.quotas import QuotaService
 from gardien.retention.schemas import (
     DefaultList,
     HoldIn,
@@ -19,6 +20,8 @@ from gardien.retention.schemas import (
     PolicyIn,
     PolicyList,
     PolicyOut,
+    QuotaIn,
+    QuotaOut,
     RunList,
     RunOut,
 )
@@ -29,6 +32,8 @@ ADMIN, DPO, AUDITOR, OPERATOR = Role.ADMIN, Role.DPO, Role.AUDITOR, Role.OPERATO
 WRITERS = frozenset({ADMIN, DPO})
 # Operators run the jobs and read their outcome; auditors check that the policies are applied.
 READERS = frozenset({ADMIN, DPO, AUDITOR, OPERATOR})
+# Storage is the operator's concern.
+QUOTA_WRITERS = frozenset({ADMIN, OPERATOR})
 
 EntryId = Annotated[str, PathParam(min_length=1, max_length=36, pattern=r"^[0-9A-Za-z-]+$")]
 
@@ -122,3 +127,20 @@ async def list_runs(
 @router.get("/runs/{run_id}", response_model=RunOut, summary="One retention run: counts, samples, errors")
 async def get_run(run_id: EntryId, request: Request, principal: Principal = Depends(require(READERS))) -> RunOut:
     return await run_in_threadpool(service_of(request).get_run, principal.org_id, run_id)
+
+
+def quotas_of(request: Request) -> QuotaService:
+    service: QuotaService = request.app.state.quotas
+    return service
+
+
+@router.get("/quota", response_model=QuotaOut, summary="The organisation's storage quota and usage")
+async def get_quota(request: Request, principal: Principal = Depends(require(READERS))) -> QuotaOut:
+    return await run_in_threadpool(quotas_of(request).get, principal.org_id)
+
+
+@router.put("/quota", response_model=QuotaOut, summary="Set the organisation's storage quota")
+async def put_quota(
+    body: QuotaIn, request: Request, principal: Principal = Depends(require(QUOTA_WRITERS))
+) -> QuotaOut:
+    return await run_in_threadpool(quotas_of(request).put, principal.org_id, body, principal.as_actor())
