@@ -33,6 +33,7 @@ GROUPS = (
     "consent",
     "rights",
     "dsr",
+    "retention",
     "verify",
     "inclusion_proof",
     "export",
@@ -78,6 +79,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--dsr-customers", type=int, help="customers in the dsr group's host database (default 100,000; quick 20,000)"
     )
+    parser.add_argument(
+        "--retention-rows", type=int, help="host rows in the retention group (default 1,000,000; quick 100,000)"
+    )
+    parser.add_argument(
+        "--retention-baseline-rows",
+        type=int,
+        default=50_000,
+        help="rows the row-by-row baseline runs on before extrapolation (default 50,000)",
+    )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--results-dir", type=Path, default=ROOT / "bench-results")
     args = parser.parse_args(argv)
@@ -116,7 +126,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Reporter) -> None:
     if all(group in NO_DATABASE for group in args.groups):
         return
-    from benchmarks import append, consent, dsr, export, http_append, ledger, proofs, rights, sca, verify
+    from benchmarks import append, consent, dsr, export, http_append, ledger, proofs, retention, rights, sca, verify
 
     env = EngineEnv(engine, args.postgres_url)
     try:
@@ -140,6 +150,9 @@ def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Rep
             rights.run(env, cfg, reporter)
         if "dsr" in args.groups:
             dsr.run(env, cfg, reporter, args.dsr_customers or (20_000 if cfg.quick else 100_000))
+        if "retention" in args.groups:
+            rows = args.retention_rows or (100_000 if cfg.quick else 1_000_000)
+            retention.run(env, cfg, reporter, rows, args.retention_baseline_rows)
         large_groups = [g for g in LARGE_GROUPS if g in args.groups]
         if not large_groups:
             return

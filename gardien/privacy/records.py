@@ -106,7 +106,8 @@ def _rewrite(node: Any, path: tuple[str, ...], transform: Transform, context: Op
             return node
         return json.dumps(_rewrite(parsed, path, transform, context), ensure_ascii=False, separators=(",", ":"))
     head, rest = path[0], path[1:]
-    if isinstance(node, Mapping):
+    # `type(...) is dict` first: the ABC check alone costs as much as the rest of a step.
+    if type(node) is dict or isinstance(node, Mapping):
         keys = list(node) if head == WILDCARD else [head] if head in node else []
         if not keys:
             return node

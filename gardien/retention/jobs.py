@@ -335,13 +335,14 @@ class Runner:
         # JSON held as text is parsed once per row, whatever the number of paths ruled inside it.
         nested = {path.split(".")[0] for path in work.rules if "." in path}
         pk_cols = [work.table.c[n] for n in work.pk]
-        wanted = list(dict.fromkeys([*work.pk, *work.columns, *([work.subject] if work.subject else [])]))
+        columns = work.columns
+        wanted = list(dict.fromkeys([*work.pk, *columns, *([work.subject] if work.subject else [])]))
         while True:
             after = tuple(point["after"]) if point["after"] is not None else None
             with work.engine.begin() as conn:
                 condition = hostsql.all_of(work.chosen(ctx.cutoff), hostsql.after_key(work.table, work.pk, after))
                 rows = [
-                    dict(r._mapping)
+                    dict(zip(wanted, r, strict=True))
                     for r in conn.execute(
                         select(*(work.table.c[n] for n in wanted)).where(condition).order_by(*pk_cols).limit(batch_size)
                     )
@@ -351,12 +352,10 @@ class Runner:
                 keys = [tuple(r[n] for n in work.pk) for r in rows]
                 if policy is not None:
                     new_rows = [policy.apply(_parsed(r, nested), context) for r in rows]
-                    digest = _digest(new_rows, work.columns)
+                    digest = _digest(new_rows, columns)
                     self._pending(ctx, point, keys[0], keys[-1], len(rows), digest)
-                    changed = [
-                        n for n, o in zip(new_rows, rows, strict=True) if any(n[c] != o[c] for c in work.columns)
-                    ]
-                    hostsql.update_rows(conn, work.table, work.pk, work.columns, changed)
+                    changed = [n for n, o in zip(new_rows, rows, strict=True) if any(n[c] != o[c] for c in columns)]
+                    hostsql.update_rows(conn, work.table, work.pk, columns, changed)
                     done = len(rows)
                 else:
                     self._pending(ctx, point, keys[0], keys[-1], len(rows), "")
