@@ -328,3 +328,72 @@ def test_gardien_anonymize_older_than_applies_the_maps_rules_once(
         again = cli()
         assert "anonymised 0" in again  # the window moved on: nothing is anonymised twice
         assert "app.accounts" not in real  # no rules, no dated_by: not touched
+
+
+class Crash(BaseException):
+    """A process dying: nothing catches it, nothing after it runs."""
+
+
+class CrashingRunner(Runner):
+    """Dies at one checkpoint write: before the host commits a batch, or just after."""
+
+    def __init__(self, *args: Any, when: str) -> None:
+        super().__init__(*args)
+        self.when = when
+        self.armed = True
+
+    def _save_checkpoint(self, ctx: Any) -> None:
+        points = [p for p in ctx.checkpoint.values() if isinstance(p, dict)]
+        pending = any(p.get("pending") for p in points)
+        if self.armed and self.when == "after-commit" and not pending and any(p.get("after") for p in points):
+            # The host committed the batch; Gardien never hears of it: its checkpoint still says pending.
+            self.armed = False
+            raise Crash
+        super()._save_checkpoint(ctx)
+        if self.armed and self.when == "before-commit" and pending and any(p.get("after") for p in points):
+            # The batch's intent is saved; the host transaction around it is rolled back by the crash.
+            self.armed = False
+            raise Crash
+
+
+@pytest.mark.parametrize("when", ["before-commit", "after-commit"])
+@pytest.mark.parametrize("action", ["delete", "anonymise"])
+def test_the_batch_in_flight_at_a_crash_is_done_exactly_once(
+    runtime: Runtime, ledger: Ledger, org: str, tmp_path: Path, when: str, action: str
+) -> None:
+    service, runner, maps = _tools(runtime, ledger)
+    with make_app("sqlite", tmp_path) as app:
+        maps.register(org, "app", app.map_yaml(), ACTOR)
+        if action == "delete":
+            spec, table, verb = _policy(batch_size=10), "app.accounts", "deleted"
+        else:
+            spec = _policy(
+                target={"kind": "table", "map": "app", "table": "app.events"},
+                period="P90D",
+                reference="created",
+                action="anonymise",
+                batch_size=10,
+            )
+            table, verb = "app.events", "anonymised"
+        policy = service.create_policy(org, spec, ACTOR)
+        before = app.rows(app.events)
+        planned = _run(runner, service, org, policy.id, dry_run=True).counts[table]["matched"]
+        crashing = CrashingRunner(runtime, ledger, maps, when=when)
+        with pytest.raises(Crash):
+            crashing.run_policy(org, service.policy_row(org, policy.id), dry_run=False, trigger="cli", actor=ACTOR)
+        resumed = _run(runner, service, org, policy.id, dry_run=False)
+        assert resumed.status == "completed"
+        assert resumed.counts[table][verb] == planned
+        assert resumed.batches == -(-planned // 10)
+        if action == "delete":
+            assert app.count(app.accounts) == 300 - planned
+            return
+        context = OperatorContext(keys=runtime.keyring, scope=org)
+        after = {r["id"]: r for r in app.rows(app.events)}
+        cutoff = resumed.cutoff.replace(tzinfo=None)
+        for old in before:
+            if old["created"] < cutoff:  # type: ignore[operator]
+                user_id = context_of(old)["card"]["user_id"]  # type: ignore[index]
+                assert context_of(after[old["id"]])["card"] == {
+                    "user_id": apply("hmac", user_id, context, domain="card.user_id")
+                }
