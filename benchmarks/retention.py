@@ -3,7 +3,8 @@
 The host database (its own SQLite file or PostgreSQL database) has one table, `events`: an integer
 key, a `created` time, an `ip` column and a JSON `context` column
 (`{"ip", "ua", "card": {"user_id", "brand"}, "items": [{"sku", "qty"}]}`); one `ip` in ten is IPv6.
-Rows are `--retention-rows` (default 1,000,000; quick 100,000), nine in ten older than 90 days.
+`--retention-rows` rows (default 1,000,000; quick 100,000) are older than 90 days, and a tenth as
+many recent rows, which the run must leave alone, sit beside them.
 
 `retention_anonymise_s`: `gardien anonymize --older-than 90d` as the CLI runs it (Runner.run_policy
 on a policy made from the data map's rules: `ip` and `context.ip` truncated, `context.card.user_id`
@@ -81,10 +82,10 @@ def _table(metadata: Any, name: str) -> Any:
     )
 
 
-def _rows(start: int, stop: int, now: datetime) -> list[dict[str, Any]]:
+def _rows(start: int, stop: int, now: datetime, due: int) -> list[dict[str, Any]]:
     rows = []
     for i in range(start, stop):
-        days = 100 + i % 900 if i % 10 else i % 80  # nine in ten older than 90 days
+        days = 100 + i % 900 if i < due else i % 80  # the first `due` rows are older than 90 days
         rows.append(
             {
                 "id": i,
@@ -101,14 +102,16 @@ def _rows(start: int, stop: int, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def generate(engine: Any, table: Any, count: int, now: datetime) -> None:
+def generate(engine: Any, table: Any, due: int, now: datetime) -> None:
+    """`due` rows older than 90 days, and a tenth as many recent ones that the run must leave alone."""
     from sqlalchemy import insert
 
     table.metadata.create_all(engine, tables=[table])
     block = 20_000
+    count = due + due // 10
     for start in range(0, count, block):
         with engine.begin() as conn:
-            conn.execute(insert(table), _rows(start, min(start + block, count), now))
+            conn.execute(insert(table), _rows(start, min(start + block, count), now, due))
         if start and start % 200_000 == 0:
             log(f"retention: {start:,} rows written")
 
@@ -206,7 +209,7 @@ def _run(env: EngineEnv, cfg: Config, reporter: Reporter, rows: int, baseline_ro
                 f"{env.engine}: row-by-row loop {base_n:,} rows in {base_s:.1f} s, {extrapolated:.0f} s for {matched:,}"
             )
             common = {
-                "rows": rows,
+                "rows": rows + rows // 10,
                 "rows_due": matched,
                 "batch_size": 5_000,
                 "operators": "ip, context.ip: truncate_ip; context.card.user_id: hmac",

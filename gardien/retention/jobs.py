@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Engine, Table, func, select, text, update
+from sqlalchemy import Engine, Table, Text, cast, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -330,7 +330,9 @@ class Runner:
         counts.setdefault(verb, 0)
         if point.get("pending"):
             self._settle_pending(ctx, work, point, counts, verb)
-        policy = RecordPolicy(work.rules, subject_path=work.subject) if work.action == "anonymise" else None
+        # Only date shifting needs the row's subject; the others are spared a lookup per row.
+        shifts = any(spec.operator == "date_shift" for spec in work.rules.values())
+        policy = RecordPolicy(work.rules, subject_path=work.subject if shifts else None) if work.rules else None
         context = OperatorContext(keys=CachedKeys(self.runtime.keyring), scope=ctx.org_id)
         # JSON held as text is parsed once per row, whatever the number of paths ruled inside it.
         nested = {path.split(".")[0] for path in work.rules if "." in path}
@@ -341,11 +343,11 @@ class Runner:
             after = tuple(point["after"]) if point["after"] is not None else None
             with work.engine.begin() as conn:
                 condition = hostsql.all_of(work.chosen(ctx.cutoff), hostsql.after_key(work.table, work.pk, after))
+                # JSON columns come as text and are parsed once, by orjson, not by the driver or SQLAlchemy.
+                selected = [cast(work.table.c[n], Text).label(n) if n in nested else work.table.c[n] for n in wanted]
                 rows = [
                     dict(zip(wanted, r, strict=True))
-                    for r in conn.execute(
-                        select(*(work.table.c[n] for n in wanted)).where(condition).order_by(*pk_cols).limit(batch_size)
-                    )
+                    for r in conn.execute(select(*selected).where(condition).order_by(*pk_cols).limit(batch_size))
                 ]
                 if not rows:
                     break
