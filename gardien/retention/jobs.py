@@ -6,9 +6,10 @@ database (one SELECT, then one DELETE or one UPDATE), so locks are held for one 
 
 Resuming after a crash is exact. Before a batch commits on the host, the run records in Gardien's
 database the batch's last key and a digest of what the rows will hold afterwards (for a delete, that
-they are gone). After the host commits, the run records the key as done. A run found `running` at
-start (its process died) resumes from the last key done; if a batch was pending, it looks at the
-host: the rows as the digest says → that batch committed, skip it; otherwise do it again.
+they are gone), together with the previous batch marked done: one write to Gardien per batch. A run
+found `running` at start (its process died) resumes from the last key done; if a batch was pending,
+it looks at the host: the rows as the digest says → that batch committed, skip it; otherwise do it
+again.
 
 Anonymisation changes rows that stay, so a row must not be anonymised twice: each table's window
 is `through <= reference < cutoff`, where `through` is the cutoff of the last completed run; rows
@@ -362,11 +363,12 @@ class Runner:
                 else:
                     self._pending(ctx, point, keys[0], keys[-1], len(rows), "")
                     done = hostsql.delete_keys(conn, work.table, work.pk, keys)
+            # Recorded with the next batch's intent (or at the end): until then, a crash finds this
+            # batch pending and settles it by looking at the host, which says it committed.
             point["after"] = _key_json(keys[-1])
             point["pending"] = None
             counts[verb] += done
             ctx.batches += 1
-            self._save_checkpoint(ctx)
             if progress is not None:
                 progress(ctx.name, work.qualified, counts[verb], planned)
             if self.throttle:
