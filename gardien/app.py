@@ -38,9 +38,12 @@ from gardien.retention.api import router as retention_router
 from gardien.retention.quotas import QuotaService
 from gardien.retention.service import RetentionService
 from gardien.rights.api import router as rights_router
+from gardien.rights.execution import DatamapExecutor
+from gardien.rights.packages import PackageStore
 from gardien.rights.service import RightsService
 from gardien.web.console.app import create_console
 from gardien.web.console.base import Services as ConsoleServices
+from gardien.web.privacy_center import router as privacy_center_router
 
 DESCRIPTION = """Self-hosted GDPR compliance engine.
 
@@ -135,6 +138,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
         try:
             yield
         finally:
+            executor.close()
             ledger.stop()
             datamaps.close()
             if own_runtime:
@@ -149,6 +153,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     consent = app.state.consent = ConsentService(runtime, ledger)
     rights = app.state.rights = RightsService(runtime, ledger)
     datamaps = app.state.datamaps = DatamapService(runtime, ledger)
+    packages = app.state.packages = PackageStore(runtime, ledger)
+    # Requests of an organisation with a data map run over it once the identity is verified.
+    executor = rights.executor = DatamapExecutor(rights, datamaps, packages)
     app.state.privacy = PrivacyService(runtime, ledger)
     registers = app.state.registers = RegistersService(runtime, ledger)
     retention = app.state.retention = RetentionService(runtime, ledger)
@@ -165,6 +172,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(registers_router)
     app.include_router(retention_router)
     app.mount("/console", create_console(ConsoleServices(runtime, ledger, rights, registers, consent, retention)))
+    app.include_router(privacy_center_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")
     def healthz() -> dict[str, Any]:

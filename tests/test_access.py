@@ -29,6 +29,7 @@ from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from gardien.retention.jobs import Runner
 from gardien.retention.service import RetentionService
+from gardien.rights.execution import DatamapExecutor
 from gardien.rights.mail import Mailer
 from gardien.rights.schemas import RequestIn, RequestType
 from gardien.rights.service import RightsService
@@ -83,6 +84,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/consent/banner.js"): PUBLIC,
     ("GET", "/consent/banner.css"): PUBLIC,
     ("GET", "/.well-known/gpc.json"): PUBLIC,
+    ("GET", "/privacy/download/{token}"): PUBLIC,
     ("GET", "/api/v1/me"): EVERY_ROLE,
     ("GET", "/api/v1/keys"): ADMIN_ONLY,
     ("POST", "/api/v1/keys"): ADMIN_ONLY,
@@ -134,6 +136,8 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", f"{REQUEST}/history"): RIGHTS_READERS,
     ("POST", f"{REQUEST}/transitions"): RIGHTS_CREATORS,
     ("POST", f"{REQUEST}/extend"): RIGHTS_MANAGERS,
+    ("POST", f"{REQUEST}/execute"): RIGHTS_MANAGERS,
+    ("POST", f"{REQUEST}/package/link"): RIGHTS_CREATORS,
     ("POST", f"{REQUEST}/identity/code"): RIGHTS_CREATORS,
     ("POST", f"{REQUEST}/identity/verify"): RIGHTS_CREATORS,
     ("POST", f"{REQUEST}/identity/operator"): RIGHTS_MANAGERS,
@@ -307,6 +311,20 @@ class World:
         body.setdefault("email", f"m-{uuid.uuid4().hex[:8]}@example.org")
         return self.rights.create(self.org, RequestIn.model_validate(body), RIGHTS_ACTOR, "service").id
 
+    def _executed(self, request_id: str, *, with_package: bool) -> DatamapExecutor:
+        """The request in progress: the app's engine runs it over DATAMAP, whose empty store makes it fail."""
+        self.rights.verify_by_operator(self.org, request_id, "matrix", RIGHTS_ACTOR)
+        executor = self.rights.executor
+        assert isinstance(executor, DatamapExecutor)
+        executor.wait(30)
+        if with_package:
+            executor.packages.create(self.org, request_id, "access", lambda out: out.write(b"PK"))
+        return executor
+
+    def download_token(self) -> str:
+        request_id = self.fresh_request()
+        return self._executed(request_id, with_package=True).packages.link(self.org, request_id).token
+
     def _rights_path(self, method: str, path: str, bodies: dict[tuple[str, str], Any]) -> str:
         request_id = self.fresh_request() if method == "POST" else self.request_id
         if path.endswith("/identity/verify"):
@@ -315,6 +333,8 @@ class World:
             code = re.search(r"\b(\d{6})\b", body_of(self.inbox.to(address)[-1]))
             assert code is not None
             bodies[(method, path)] = {"code": code.group(1)}
+        if path.endswith(("/execute", "/package/link")):
+            self._executed(request_id, with_package=path.endswith("/package/link"))
         if "{block_id}" in path:
             restricted = self.fresh_request(type="restriction", subject_id=f"c-{uuid.uuid4().hex[:6]}")
             self.rights.verify_by_operator(self.org, restricted, "matrix", RIGHTS_ACTOR)
@@ -344,6 +364,8 @@ class World:
             policy = self.fresh_policy() if method == "DELETE" else self.retention["policy"]
             url = url.replace("{policy_id}", policy)
         url = url.replace("{hold_id}", self.retention["hold"]).replace("{run_id}", self.retention["run"])
+        if "{token}" in url:
+            url = url.replace("{token}", self.download_token())
         if "{key_id}" in url:
             url = url.replace("{key_id}", key_id(make_key(self.runtime, self.org, SERVICE)))
         bodies |= {

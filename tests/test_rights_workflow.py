@@ -348,7 +348,12 @@ class RecordingEngine:
         self.rights: RightsService | None = None
         self.calls: list[tuple[str, Identities]] = []
 
-    def started(self, org_id: str, request: RequestOut, identities: Identities) -> None:
+    def check(self, org_id: str, body: RequestIn) -> None:
+        return None
+
+    def started(
+        self, org_id: str, request: RequestOut, identities: Identities, *, actor: dict[str, Any] | None = None
+    ) -> None:
         self.calls.append((request.id, identities))
         assert self.rights is not None
         self.rights.complete(org_id, request.id, {"customers": 1, "orders": 12}, SYSTEM, "access package built")

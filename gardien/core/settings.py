@@ -59,3 +59,8 @@ class Settings(BaseSettings):
     # long after sign-in.
     console_idle_minutes: int = Field(default=30, ge=1, le=1440)
     console_session_hours: int = Field(default=12, ge=1, le=168)
+    # Access and portability packages: where their encrypted files live (shared by every replica),
+    # how many days a package is kept before it is deleted, and how long one download link is valid.
+    rights_packages_dir: Path = Path("./var/packages")
+    rights_package_days: int = Field(default=14, ge=1, le=90)
+    rights_link_hours: int = Field(default=72, ge=1, le=2160)

@@ -185,6 +185,8 @@ class FieldIn(_Strict):
     # whole column, and/or one per JSON path inside it (`context.ip`, `card.user_id`).
     anonymize: OperatorSpec | None = None
     anonymize_paths: dict[str, OperatorSpec] = Field(default_factory=dict, max_length=64)
+    # Art. 20: provided by the person (in the portability package); default: see FieldSpec.provided.
+    provided: bool | None = None
 
 
 class HoldIn(_Strict):
@@ -199,6 +201,7 @@ class CollectionIn(_Strict):
     hold: HoldIn | None = None
     # The column that dates a row, for `gardien anonymize --older-than` (created, occurred_at…).
     dated_by: str | None = Field(default=None, pattern=NAME)
+    provided: bool | None = None
     fields: dict[str, FieldIn] = Field(default_factory=dict)
 
 
@@ -246,6 +249,10 @@ class FieldSpec:
     erase: Strategy | None  # None: decided by the table (delete the row, or the default)
     options: FieldIn
     rectify: RectifyRule | None
+    # Art. 20: the field goes into the portability package. Set by `provided` on the field, else on
+    # the table; by default a field with a `user` category that is not `user.derived` (what the
+    # person gave or their use of the service produced, not what the controller inferred: WP242).
+    provided: bool = False
 
     def anonymize_rules(self) -> dict[str, OperatorSpec]:
         """The field's anonymisation rules by path from the table: `payload`, `payload.context.ip`."""
@@ -517,6 +524,12 @@ def _table(
                 )
         rectify = options.rectify
         rule = RectifyRule() if rectify is True else (rectify or None)
+        provided = options.provided if options.provided is not None else extra.provided if extra is not None else None
+        if provided is None:
+            provided = any(
+                (c == "user" or c.startswith("user.")) and not (c == "user.derived" or c.startswith("user.derived."))
+                for c in fld.data_categories or ()
+            )
         fields[fld.name] = FieldSpec(
             name=fld.name,
             categories=tuple(fld.data_categories or ()),
@@ -525,6 +538,7 @@ def _table(
             erase=erase,
             options=options,
             rectify=rule,
+            provided=provided,
         )
     hold = None
     if extra is not None and extra.hold is not None:

@@ -1,5 +1,8 @@
 """The access package: one ZIP with data.json, one CSV per table and a README (Art. 15(1)(a–h)).
 
+The portability package (Art. 20) has the same shape, holds only what the person provided (the
+fields the map marks `provided`, and the keys that tie rows together), and its README says so.
+
 Rows found by the walk go to one temporary file per table as JSON lines, so that memory stays flat
 however many rows a person has; the ZIP is then written entry by entry from those files.
 """
@@ -11,7 +14,7 @@ import csv
 import io
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -63,17 +66,51 @@ class RowSpool:
             spool.close()
 
 
+@dataclass
+class ProvidedOnly:
+    """A row sink keeping, per table, the primary key and the fields the person provided (Art. 20).
+
+    A table none of whose fields was provided is left out of the package altogether.
+    """
+
+    spool: RowSpool
+    datamap: DataMap
+    primary_key: Callable[[str], Sequence[str]]
+    _columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def columns(self, table: str) -> list[str]:
+        chosen = self._columns.get(table)
+        if chosen is None:
+            spec = self.datamap.tables[table]
+            provided = [name for name, f in spec.fields.items() if f.provided]
+            keys = list(self.primary_key(table))
+            chosen = self._columns[table] = (keys + [n for n in provided if n not in keys]) if provided else []
+        return chosen
+
+    def __call__(self, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        chosen = self.columns(table)
+        if chosen:
+            self.spool(table, [{name: row[name] for name in chosen if name in row} for row in rows])
+
+
 def write_package(
     out: IO[bytes],
     datamap: DataMap,
     spool: RowSpool,
     identities: Mapping[str, Any],
     generated_at: datetime,
+    *,
+    portable: bool = False,
 ) -> None:
     tables = sorted(spool.files)
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         with archive.open("data.json", "w", force_zip64=True) as entry:
-            head = {"subject": dict(identities), "generated_at": generated_at.isoformat(), "counts": spool.counts}
+            head = {
+                "format": "gardien-portability/1" if portable else "gardien-access/1",
+                "subject": dict(identities),
+                "generated_at": generated_at.isoformat(),
+                "counts": spool.counts,
+            }
             entry.write(orjson.dumps(head)[:-1] + b',"tables":{')
             for t, table in enumerate(tables):
                 entry.write((b"," if t else b"") + orjson.dumps(table) + b":[")
@@ -90,7 +127,10 @@ def write_package(
                     writer.writerow({k: _csv_cell(v) for k, v in row.items()})
                 text.flush()
                 text.detach()
-        archive.writestr("README.md", readme(datamap, spool.counts, generated_at))
+        if portable:
+            archive.writestr("README.md", portability_readme(spool.counts, generated_at))
+        else:
+            archive.writestr("README.md", readme(datamap, spool.counts, generated_at))
 
 
 def _csv_cell(value: Any) -> Any:
@@ -217,5 +257,40 @@ def readme(datamap: DataMap, counts: Mapping[str, int], generated_at: datetime) 
         lines += ["", f"## {h['h'][lang]}", "", _line(notice.automated_decisions, lang)]
         if notice.transfers is not None:
             lines += ["", f"## {h['transfers'][lang]}", "", _line(notice.transfers, lang)]
+        sections.append("\n".join(lines))
+    return "\n\n---\n\n".join(sections) + "\n"
+
+
+PORTABILITY: dict[str, dict[str, str]] = {
+    "title": {
+        "en": "The personal data you provided to us (GDPR Art. 20)",
+        "fr": "Les données personnelles que vous nous avez fournies (RGPD art. 20)",
+        "nl": "De persoonsgegevens die u ons hebt verstrekt (AVG art. 20)",
+    },
+    "body": {
+        "en": "This package holds the data you provided to us, in structured, commonly used and machine-readable "
+        "formats: data.json holds every table in one JSON document, and each CSV file (UTF-8, comma-separated, "
+        "header row) one table. You may pass them to another controller. Data we inferred or derived about you "
+        "is not included; ask for a copy of all your data (Art. 15) to receive it.",
+        "fr": "Ce paquet contient les données que vous nous avez fournies, dans des formats structurés, couramment "
+        "utilisés et lisibles par machine : data.json réunit toutes les tables dans un document JSON, et chaque "
+        "fichier CSV (UTF-8, séparé par des virgules, ligne d'en-tête) en contient une. Vous pouvez les "
+        "transmettre à un autre responsable du traitement. Les données que nous avons déduites ou dérivées à "
+        "votre sujet n'y figurent pas ; demandez une copie de toutes vos données (art. 15) pour les recevoir.",
+        "nl": "Dit pakket bevat de gegevens die u ons hebt verstrekt, in gestructureerde, gangbare en "
+        "machineleesbare formaten: data.json bevat alle tabellen in één JSON-document, elk CSV-bestand (UTF-8, "
+        "kommagescheiden, met kopregel) één tabel. U kunt ze aan een andere verwerkingsverantwoordelijke "
+        "doorgeven. Gegevens die wij over u afleidden, zitten er niet in; vraag een kopie van al uw gegevens "
+        "(art. 15) om die te ontvangen.",
+    },
+}
+
+
+def portability_readme(counts: Mapping[str, int], generated_at: datetime) -> str:
+    sections = []
+    for lang in LANGS:
+        lines = [f"# {PORTABILITY['title'][lang]}", "", f"_{generated_at.date().isoformat()}_", ""]
+        lines += [PORTABILITY["body"][lang], ""]
+        lines += [f"- {table}: {n} {HEADINGS['rows'][lang]}" for table, n in sorted(counts.items())]
         sections.append("\n".join(lines))
     return "\n\n---\n\n".join(sections) + "\n"

@@ -31,7 +31,7 @@ from gardien.datamap.engine import Engine, Found, UnknownIdentity, is_held
 from gardien.datamap.hosts import HostStoreError, HostStores, validate_live
 from gardien.datamap.mapfile import DataMap, MapInvalid, load_map
 from gardien.datamap.models import ERASURES, MAPS
-from gardien.datamap.package import RowSpool, write_package
+from gardien.datamap.package import ProvidedOnly, RowSpool, write_package
 from gardien.datamap.rectification import check_changes
 from gardien.datamap.schemas import (
     AccessSummary,
@@ -46,6 +46,8 @@ from gardien.datamap.schemas import (
 )
 
 MODULE = "datamap"
+# The DPIA event log's tags (gardien.registers reads `fields.dpia_event` from the ledger).
+DATA_ACCESS, DATA_EXPORT, DATA_DELETION = "DATA_ACCESS", "DATA_EXPORT", "DATA_DELETION"
 
 
 @dataclass(frozen=True)
@@ -233,28 +235,31 @@ class DatamapService:
         *,
         actor: Mapping[str, Any] = SYSTEM_ACTOR,
         request_id: str | None = None,
+        portable: bool = False,
     ) -> AccessSummary:
-        """Write the person's access package (ZIP) to `out`."""
+        """Write the person's access package (ZIP, Art. 15) to `out`; with `portable`, the portability
+        package instead: only what the person provided, as JSON and CSV (Art. 20)."""
         version, engine = self._engine(org_id, key)
         spool = RowSpool()
         try:
-            found = self._walk(engine, identities, spool)
+            sink = ProvidedOnly(spool, engine.map, engine.stores.primary_key) if portable else spool
+            found = self._walk(engine, identities, sink)
             start = out.tell() if out.seekable() else 0
-            write_package(out, engine.map, spool, identities, self.clock())
+            write_package(out, engine.map, spool, identities, self.clock(), portable=portable)
             size = (out.tell() - start) if out.seekable() else 0
         finally:
             spool.close()
-        counts = found.counts()
+        counts = spool.counts if portable else found.counts()
         self.ledger.record(
             org_id,
             _event(
-                "datamap.access",
+                "datamap.portability" if portable else "datamap.access",
                 "read",
                 actor,
                 ("datamap", key),
                 request_id,
                 data_categories=_categories(engine.map, counts),
-                fields={"version": version, "rows": counts},
+                fields={"version": version, "rows": counts, "dpia_event": DATA_EXPORT if portable else DATA_ACCESS},
             ),
         )
         return AccessSummary(counts=counts, statements=found.statements, bytes=size)
@@ -349,7 +354,8 @@ class DatamapService:
         if failure is not None:
             failure.extra["run_id"] = run_id  # what the caller resumes with
             raise failure
-        self._set_run(context, "datamap.erasure", "completed", {"tables": counts}, plan="{}")
+        fields = {"tables": counts, "dpia_event": DATA_DELETION}
+        self._set_run(context, "datamap.erasure", "completed", fields, plan="{}")
         return self._erasure_out(self._run(org_id, run_id), holds)
 
     def _hash_key(self) -> HmacKey:
@@ -477,6 +483,11 @@ class DatamapService:
             if events:
                 self.ledger.append_batch(org_id, events)
         return RectificationOut(tables=result)
+
+    def check_changes(self, org_id: str, key: str, changes: Mapping[str, Any]) -> None:
+        """422 with every refused value, as `rectify` would answer, without touching the host databases."""
+        _, stores = self.hosts(org_id, key)
+        check_changes(stores.datamap, changes)
 
     def recipients(self, org_id: str, key: str, *, tables: Sequence[str] | None = None) -> list[RecipientOut]:
         """Art. 19: who received data of these tables (all tables when none are named)."""

@@ -11,6 +11,7 @@ from gardien.core.auth import Forbidden, require
 from gardien.core.roles import Role
 from gardien.core.schemas import NO_NUL
 from gardien.core.service import Principal
+from gardien.rights.packages import PackageStore
 from gardien.rights.schemas import (
     REQUEST_ID,
     BlockOut,
@@ -20,6 +21,7 @@ from gardien.rights.schemas import (
     CodeSent,
     DueOut,
     HistoryOut,
+    PackageLink,
     ReasonIn,
     RequestIn,
     RequestOut,
@@ -54,6 +56,11 @@ router = APIRouter(prefix="/api/v1", tags=["data-subject requests"])
 def service_of(request: Request) -> RightsService:
     service: RightsService = request.app.state.rights
     return service
+
+
+def packages_of(request: Request) -> PackageStore:
+    packages: PackageStore = request.app.state.packages
+    return packages
 
 
 def _requires(roles: frozenset[Role]) -> Any:
@@ -136,6 +143,25 @@ def transition(
     return service_of(request).transition(
         principal.org_id, request_id, body.to, body.reason, principal.as_actor(), body.reason_code
     )
+
+
+@router.post(
+    "/requests/{request_id}/execute",
+    response_model=RequestOut,
+    summary="Run an in-progress request over the data map (again, after a failure)",
+)
+def execute(request_id: RequestId, request: Request, principal: Principal = _requires(MANAGERS)) -> RequestOut:
+    return service_of(request).execute(principal.org_id, request_id, principal.as_actor())
+
+
+@router.post(
+    "/requests/{request_id}/package/link",
+    response_model=PackageLink,
+    summary="A signed, expiring download link to the request's access or portability package",
+)
+def package_link(request_id: RequestId, request: Request, principal: Principal = _requires(CREATORS)) -> PackageLink:
+    service_of(request).get(principal.org_id, request_id, reveal=False)  # 404 for another organisation's
+    return packages_of(request).link(principal.org_id, request_id)
 
 
 @router.post("/requests/{request_id}/extend", response_model=RequestOut, summary="Extend by two further months")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import cast
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, LargeBinary, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gardien.core.db import Base, UTCDateTime
@@ -121,7 +121,49 @@ class RightsSettings(Base):
     reminder_webhook: Mapped[str | None] = mapped_column(String(2048), nullable=True)
     # JSON list of addresses.
     reminder_emails: Mapped[str] = mapped_column(Text)
+    # The data map requests run over; null: the organisation's only map.
+    datamap_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RightsExecution(Base):
+    """The run of a request over the data map: one row per request, kept for retries and for the record."""
+
+    __tablename__ = "rights_executions"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("rights_requests.id"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    map_key: Mapped[str] = mapped_column(String(64))
+    # running, failed or done
+    state: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # An erasure's run in the data map, resumed by a retry.
+    erasure_run: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RightsPackage(Base):
+    """An access or portability package: an encrypted file under the packages directory, until it expires."""
+
+    __tablename__ = "rights_packages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"))
+    request_id: Mapped[str] = mapped_column(ForeignKey("rights_requests.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    enc_kid: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    downloads: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    __table_args__ = (
+        Index("ix_rights_packages_request", "request_id"),
+        Index("ix_rights_packages_expiry", "deleted_at", "expires_at"),
+    )
 
 
 REQUESTS = cast(Table, RightsRequest.__table__)
@@ -129,3 +171,5 @@ HISTORY = cast(Table, RightsRequestHistory.__table__)
 CODES = cast(Table, RightsIdentityCode.__table__)
 BLOCKS = cast(Table, RightsBlock.__table__)
 SETTINGS = cast(Table, RightsSettings.__table__)
+EXECUTIONS = cast(Table, RightsExecution.__table__)
+PACKAGES = cast(Table, RightsPackage.__table__)

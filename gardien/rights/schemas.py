@@ -43,6 +43,12 @@ PurposeKey = Annotated[str, Field(pattern=r"^(\*|[a-z][a-z0-9_-]{0,63})$", examp
 IdentityKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["customer_id"])]
 IdentityValue = Annotated[str, Field(min_length=1, max_length=256, pattern=NO_NUL)]
 FieldValue = Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
+# A rectification names a field of the data map: its bare name (every rectifiable field so named) or
+# its full path, dataset.table.field.
+ChangeKey = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_][A-Za-z0-9_$-]{0,127}(\.[A-Za-z_][A-Za-z0-9_$]{0,127}){0,2}$", examples=["name"]),
+]
 SubjectId = Annotated[str, Field(min_length=1, max_length=256, pattern=NO_NUL)]
 # The pseudonymous form a request id takes: a UUID (v7) in lower case.
 REQUEST_ID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -77,8 +83,10 @@ class RequestIn(_Strict):
         pattern=NO_NUL,
         description="The article ground given, e.g. 17(1)(a), 18(1)(d).",
     )
-    changes: dict[IdentityKey, FieldValue] = Field(
-        default_factory=dict, max_length=50, description="rectification: field -> corrected value."
+    changes: dict[ChangeKey, FieldValue] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="rectification: field of the data map (name, or dataset.table.field) -> corrected value.",
     )
     note: str | None = Field(default=None, max_length=2000, pattern=NO_NUL, description="Free text, kept encrypted.")
 
@@ -102,11 +110,69 @@ class Art12_4(BaseModel):
     judicial_remedy: str
 
 
+class HoldNotice(BaseModel):
+    """A legal hold that kept some of the person's rows through an erasure (Art. 17(3)(b))."""
+
+    table: str
+    reason: str | dict[str, str]
+    basis: str
+    rows: int
+    until: date | None
+
+
+class Recipient(BaseModel):
+    """Art. 19: a recipient told of the rectification, erasure or restriction."""
+
+    name: str
+    contact: str | None = None
+    country: str | None = None
+
+
+class PackageOut(BaseModel):
+    id: str
+    kind: str = Field(description="access or portability")
+    size: int = Field(description="Bytes of the ZIP inside the encrypted file.")
+    downloads: int
+    created_at: datetime
+    expires_at: datetime
+    deleted_at: datetime | None
+
+
+class PackageLink(BaseModel):
+    package: PackageOut
+    token: str
+    path: str = Field(description="Where the link downloads from, relative to Gardien's base URL.")
+    expires_at: datetime
+
+
 class Outcome(BaseModel):
     reason_code: RejectionCode | None = None
     reason: str | None = None
     art12_4: Art12_4 | None = None
-    summary: dict[str, int] | None = None
+    summary: dict[str, int] | None = Field(default=None, description="Rows found or changed per table; no values.")
+    erased: dict[str, dict[str, int]] | None = Field(
+        default=None, description="Erasure: per table the rows deleted, updated (anonymised) and held."
+    )
+    holds: list[HoldNotice] | None = None
+    recipients: list[Recipient] | None = None
+    package: PackageOut | None = None
+
+
+class ExecutionState(StrEnum):
+    RUNNING = "running"
+    FAILED = "failed"
+    DONE = "done"
+
+
+class ExecutionOut(BaseModel):
+    """The run of the request over the data map: its state, and the error of a failed attempt."""
+
+    map_key: str
+    state: ExecutionState
+    attempts: int
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
 
 
 class RequestOut(BaseModel):
@@ -131,6 +197,7 @@ class RequestOut(BaseModel):
     identity_method: str | None
     identity_verified_at: datetime | None
     outcome: Outcome | None
+    execution: ExecutionOut | None = None
     closed_at: datetime | None
     updated_at: datetime
 
@@ -190,6 +257,11 @@ class SettingsIn(_Strict):
     due_soon_days: int = Field(default=7, ge=0, le=90)
     reminder_webhook: str | None = Field(default=None, max_length=2000, pattern=r"^https?://[^\s\x00]+$")
     reminder_emails: list[EmailStr] = Field(default_factory=list, max_length=20)
+    datamap_key: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="The data map requests run over; null: the organisation's only map.",
+    )
 
 
 class SettingsOut(BaseModel):
@@ -198,6 +270,7 @@ class SettingsOut(BaseModel):
     due_soon_days: int
     reminder_webhook: str | None
     reminder_emails: list[str]
+    datamap_key: str | None = None
     updated_at: datetime | None
 
 

@@ -40,7 +40,7 @@ from gardien.core.runtime import Runtime
 from gardien.rights import deadlines, texts
 from gardien.rights.execution import Executor
 from gardien.rights.mail import Mailer
-from gardien.rights.models import BLOCKS, CODES, HISTORY, REQUESTS, SETTINGS
+from gardien.rights.models import BLOCKS, CODES, EXECUTIONS, HISTORY, REQUESTS, SETTINGS
 from gardien.rights.personal import (
     Identities,
     email_ref,
@@ -57,9 +57,14 @@ from gardien.rights.schemas import (
     CanProcessOut,
     CodeSent,
     DueOut,
+    ExecutionOut,
+    ExecutionState,
     HistoryEntry,
     HistoryOut,
+    HoldNotice,
     Outcome,
+    PackageOut,
+    Recipient,
     RejectionCode,
     ReminderOut,
     RequestIn,
@@ -104,6 +109,7 @@ class Org:
     due_soon_days: int
     reminder_webhook: str | None
     reminder_emails: tuple[str, ...]
+    datamap_key: str | None
     settings_updated_at: datetime | None
 
 
@@ -177,6 +183,7 @@ class RightsService:
             due_soon_days=row.due_soon_days if row.due_soon_days is not None else 7,
             reminder_webhook=row.reminder_webhook,
             reminder_emails=tuple(orjson.loads(row.reminder_emails)) if row.reminder_emails else (),
+            datamap_key=row.datamap_key,
             settings_updated_at=row.updated_at,
         )
 
@@ -192,6 +199,7 @@ class RightsService:
                 "due_soon_days": body.due_soon_days,
                 "reminder_webhook": body.reminder_webhook,
                 "reminder_emails": orjson.dumps(list(body.reminder_emails)).decode(),
+                "datamap_key": body.datamap_key,
                 "updated_at": now,
             }
             stmt = self._insert(SETTINGS).values(org_id=org_id, **values)
@@ -206,6 +214,7 @@ class RightsService:
                     "due_soon_days": body.due_soon_days,
                     "reminder_webhook": body.reminder_webhook is not None,
                     "reminder_emails": len(body.reminder_emails),
+                    "datamap_key": body.datamap_key,
                 },
             )
             return None, [self.ledger.prepare(event)]
@@ -240,6 +249,8 @@ class RightsService:
             raise _field_error("changes", "only a rectification request carries changes")
         if body.type is RequestType.RECTIFICATION and not body.changes:
             raise _field_error("changes", "a rectification request names the fields to correct")
+        if self.executor is not None:
+            self.executor.check(org_id, body)
         request_id = new_id()
         identities = Identities(
             email=str(body.email),
@@ -305,7 +316,7 @@ class RightsService:
             row = conn.execute(SELECT_REQUEST, {"org": org_id, "id": request_id}).first()
             if row is None:
                 raise NotFound(f"request {request_id}")
-            return self._out(row, self._org(conn, org_id), None, reveal=reveal)
+            return self._out(row, self._org(conn, org_id), None, reveal=reveal, conn=conn)
 
     def identities(self, org_id: str, request_id: str) -> Identities:
         """The person's identifiers in clear, for the execution engine."""
@@ -351,7 +362,8 @@ class RightsService:
                 )
                 stmt = stmt.where(late if overdue else ~late)
             rows = conn.execute(stmt.order_by(REQUESTS.c.id.desc()).limit(limit + 1)).all()
-            page = [self._out(row, org, None, reveal=reveal) for row in rows[:limit]]
+            runs = _executions(conn, [row.id for row in rows[:limit]])
+            page = [self._out(row, org, None, reveal=reveal, execution=runs.get(row.id)) for row in rows[:limit]]
         return RequestPage(requests=page, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
 
     def history(self, org_id: str, request_id: str) -> HistoryOut:
@@ -388,7 +400,8 @@ class RightsService:
                 SELECT_DUE,
                 {"org": org_id, "until": today + timedelta(days=days), "limit": MAX_DUE},
             ).all()
-            out = [self._out(row, org, None, reveal=reveal) for row in rows]
+            runs = _executions(conn, [row.id for row in rows])
+            out = [self._out(row, org, None, reveal=reveal, execution=runs.get(row.id)) for row in rows]
         return DueOut(
             today=today,
             within_days=days,
@@ -402,8 +415,19 @@ class RightsService:
     def _unseal(self, row: Row[Any]) -> Identities:
         return unseal(self.runtime.keyring, row.org_id, row.id, row.sealed, row.enc_kid)
 
-    def _out(self, row: Row[Any], org: Org, identities: Identities | None, *, reveal: bool) -> RequestOut:
+    def _out(
+        self,
+        row: Row[Any],
+        org: Org,
+        identities: Identities | None,
+        *,
+        reveal: bool,
+        execution: ExecutionOut | None = None,
+        conn: Connection | None = None,
+    ) -> RequestOut:
         identities = identities or self._unseal(row)
+        if execution is None and conn is not None:
+            execution = _executions(conn, [row.id]).get(row.id)
         scope = orjson.loads(row.scope)
         status = Status(row.status)
         today = self._today(org)
@@ -436,6 +460,7 @@ class RightsService:
             identity_method=row.identity_method,
             identity_verified_at=row.identity_verified_at,
             outcome=outcome,
+            execution=execution,
             closed_at=row.closed_at,
             updated_at=row.updated_at,
         )
@@ -582,7 +607,7 @@ class RightsService:
             _, events = self._move(conn, org, row, step, now, **values)
             stored = conn.execute(SELECT_REQUEST, {"org": org_id, "id": request_id}).one()
             started = step.to == Status.IN_PROGRESS and row.status != Status.IN_PROGRESS.value
-            return (self._out(stored, org, None, reveal=True), started), events
+            return (self._out(stored, org, None, reveal=True, conn=conn), started), events
 
         result: tuple[RequestOut, bool] = self.ledger.transact(org_id, work)[0]
         out, started = result
@@ -624,15 +649,114 @@ class RightsService:
         return self._change(org_id, request_id, decide)
 
     def complete(
-        self, org_id: str, request_id: str, summary: Mapping[str, int], actor: Mapping[str, Any], reason: str
+        self,
+        org_id: str,
+        request_id: str,
+        summary: Mapping[str, int],
+        actor: Mapping[str, Any],
+        reason: str,
+        *,
+        erased: Mapping[str, Mapping[str, int]] | None = None,
+        holds: list[HoldNotice] | None = None,
+        recipients: list[Recipient] | None = None,
+        package: PackageOut | None = None,
     ) -> RequestOut:
         """The execution engine's report: per-table counts (never values) close the request."""
+        outcome = Outcome(
+            summary=dict(summary),
+            erased={table: dict(counts) for table, counts in erased.items()} if erased is not None else None,
+            holds=holds,
+            recipients=recipients,
+            package=package,
+        )
 
         def decide(conn: Connection, org: Org, row: Row[Any], now: datetime) -> tuple[Step, dict[str, Any]]:
-            values = {"outcome": Outcome(summary=dict(summary)).model_dump_json()}
-            return Step("completed", Status.COMPLETED, reason, actor, {"counts": sum(summary.values())}), values
+            conn.execute(
+                update(EXECUTIONS)
+                .where(EXECUTIONS.c.request_id == request_id)
+                .values(state=ExecutionState.DONE.value, error=None, finished_at=now)
+            )
+            details: dict[str, Any] = {"counts": sum(summary.values())}
+            if holds:
+                details["held_tables"] = len(holds)
+            if package is not None:
+                details["package"] = package.id
+            return Step("completed", Status.COMPLETED, reason, actor, details), {"outcome": outcome.model_dump_json()}
 
         return self._change(org_id, request_id, decide)
+
+    # Execution over the data map ---------------------------------------------------------------
+
+    def begin_execution(
+        self, org_id: str, request_id: str, map_key: str, actor: Mapping[str, Any], *, stale: timedelta
+    ) -> str | None:
+        """Claim the run of an in-progress request; the erasure run a retry resumes, if any.
+
+        409 when the request is not in progress, or when another attempt is running and younger
+        than `stale` (an attempt older than that is taken to have died with its process).
+        """
+
+        def decide(conn: Connection, org: Org, row: Row[Any], now: datetime) -> tuple[Step, dict[str, Any]]:
+            if Status(row.status) is not Status.IN_PROGRESS:
+                raise Conflict(f"the request is {row.status}: only a request in progress is executed")
+            current = conn.execute(select(EXECUTIONS).where(EXECUTIONS.c.request_id == request_id)).first()
+            running = current is not None and current.state == ExecutionState.RUNNING.value
+            if running and current is not None and current.started_at > now - stale:
+                raise Conflict("the request is being executed; try again once this attempt has ended")
+            if current is not None and current.state == ExecutionState.DONE.value:
+                raise Conflict("the request was already executed")
+            attempt = (current.attempts if current is not None else 0) + 1
+            values = {
+                "map_key": map_key,
+                "state": ExecutionState.RUNNING.value,
+                "attempts": attempt,
+                "error": None,
+                "started_at": now,
+                "finished_at": None,
+            }
+            resumes[0] = current.erasure_run if current is not None else None
+            stmt = self._insert(EXECUTIONS).values(request_id=request_id, org_id=org_id, erasure_run=None, **values)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[EXECUTIONS.c.request_id], set_=values))
+            step = Step("execution_started", Status.IN_PROGRESS, None, actor, {"map": map_key, "attempt": attempt})
+            return step, {}
+
+        resumes: list[str | None] = [None]
+        self._change(org_id, request_id, decide)
+        return resumes[0]
+
+    def execution_failed(
+        self,
+        org_id: str,
+        request_id: str,
+        error: str,
+        actor: Mapping[str, Any],
+        *,
+        erasure_run: str | None = None,
+    ) -> RequestOut:
+        """Record a failed attempt: the request stays in progress, with the error, until a retry."""
+        error = error[:2000] or "unknown error"
+
+        def decide(conn: Connection, org: Org, row: Row[Any], now: datetime) -> tuple[Step, dict[str, Any]]:
+            values: dict[str, Any] = {"state": ExecutionState.FAILED.value, "error": error, "finished_at": now}
+            if erasure_run is not None:
+                values["erasure_run"] = erasure_run
+            conn.execute(update(EXECUTIONS).where(EXECUTIONS.c.request_id == request_id).values(values))
+            return Step("execution_failed", Status(row.status), error, actor), {}
+
+        return self._change(org_id, request_id, decide)
+
+    def execute(self, org_id: str, request_id: str, actor: Mapping[str, Any]) -> RequestOut:
+        """Run (again) an in-progress request over the data map: after a failure, or one that was never run."""
+        if self.executor is None:
+            raise Conflict("no execution engine is configured: complete the request by hand")
+        request = self.get(org_id, request_id, reveal=True)
+        if request.status is not Status.IN_PROGRESS:
+            raise Conflict(f"the request is {request.status.value}: only a request in progress is executed")
+        self.executor.started(org_id, request, self.identities(org_id, request_id), actor=actor)
+        after = self.get(org_id, request_id, reveal=True)
+        if after.execution is None and after.status is Status.IN_PROGRESS:
+            raise Conflict("the organisation has no data map to run this request over: complete it by hand")
+        return after
 
     def extend(self, org_id: str, request_id: str, reason: str, actor: Mapping[str, Any]) -> RequestOut:
         def decide(conn: Connection, org: Org, row: Row[Any], now: datetime) -> tuple[Step, dict[str, Any]]:
@@ -902,6 +1026,13 @@ def _audit(action: str, crud: str, actor: Mapping[str, Any], target: tuple[str, 
     return capability_event(MODULE, action, crud, actor, target, **extra)
 
 
+def _executions(conn: Connection, request_ids: list[str]) -> dict[str, ExecutionOut]:
+    if not request_ids:
+        return {}
+    rows = conn.execute(select(EXECUTIONS).where(EXECUTIONS.c.request_id.in_(request_ids))).all()
+    return {row.request_id: ExecutionOut.model_validate(row, from_attributes=True) for row in rows}
+
+
 def _settings_out(org: Org) -> SettingsOut:
     return SettingsOut(
         pause_for_identity=org.pause_for_identity,
@@ -909,6 +1040,7 @@ def _settings_out(org: Org) -> SettingsOut:
         due_soon_days=org.due_soon_days,
         reminder_webhook=org.reminder_webhook,
         reminder_emails=list(org.reminder_emails),
+        datamap_key=org.datamap_key,
         updated_at=org.settings_updated_at,
     )
 
@@ -922,6 +1054,7 @@ SELECT_ORG = (
         SETTINGS.c.due_soon_days,
         SETTINGS.c.reminder_webhook,
         SETTINGS.c.reminder_emails,
+        SETTINGS.c.datamap_key,
         SETTINGS.c.updated_at,
     )
     .select_from(ORGANISATIONS.outerjoin(SETTINGS, SETTINGS.c.org_id == ORGANISATIONS.c.id))
