@@ -629,6 +629,46 @@ def requests_remind(org: OrgOption = None) -> None:
         raise typer.Exit(1)
 
 
+@requests.command("execute")
+def requests_execute(
+    request_id: Annotated[str, typer.Argument(help="the request's id")], org: OrgOption = None
+) -> None:
+    """Run an in-progress request over the data map now (again, after a failure); waits for the end."""
+    from gardien.core.errors import Problem
+    from gardien.datamap.service import DatamapService
+    from gardien.rights.execution import DatamapExecutor
+    from gardien.rights.packages import PackageStore
+
+    runtime = _runtime()
+    org_id = _one_org(runtime, org)
+    ledger = _ledger(runtime)
+    service = _rights(runtime)
+    maps = DatamapService(runtime, ledger)
+    service.executor = DatamapExecutor(service, maps, PackageStore(runtime, ledger), background=False)
+    try:
+        request = service.execute(org_id, request_id, CLI_ACTOR)
+    except Problem as exc:
+        _fail(exc.detail)
+    finally:
+        maps.close()
+    execution = request.execution
+    typer.echo(_request_line(request))
+    if execution is not None and execution.error:
+        typer.secho(f"attempt {execution.attempts} failed: {execution.error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+
+@requests.command("purge-packages")
+def requests_purge_packages(org: OrgOption = None) -> None:
+    """Delete the access and portability packages that have expired; for cron (daily)."""
+    from gardien.rights.packages import PackageStore
+
+    runtime = _runtime()
+    packages = PackageStore(runtime, _ledger(runtime))
+    total = sum(packages.purge(org_id, CLI_ACTOR) for org_id in _org_ids(runtime, org))
+    typer.echo(f"{total} expired packages deleted")
+
+
 def _datamaps(runtime: Any) -> Any:
     from gardien.datamap.service import DatamapService
 

@@ -84,6 +84,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         keys_dir=base / "keys",
         exports_dir=base / "exports",
         archive_dir=base / "archive",
+        rights_packages_dir=base / "packages",
         instance_name="gardien.test",
         checkpoint_every_seconds=0.2,
     )

@@ -29,6 +29,7 @@ def cli(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
         "GARDIEN_DATABASE_URL": settings.database_url,
         "GARDIEN_KEYS_DIR": str(settings.keys_dir),
         "GARDIEN_EXPORTS_DIR": str(settings.exports_dir),
+        "GARDIEN_RIGHTS_PACKAGES_DIR": str(settings.rights_packages_dir),
         "GARDIEN_INSTANCE_NAME": settings.instance_name,
     }.items():
         monkeypatch.setenv(name, value)

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
+from typer.testing import CliRunner
 
 from gardien.audit.schemas import EventFilter
 from gardien.audit.service import Ledger
@@ -29,11 +31,13 @@ from gardien.core.runtime import Runtime
 from gardien.datamap.service import DatamapService
 from gardien.registers.service import RegistersService
 from gardien.rights.execution import DatamapExecutor
+from gardien.rights.models import PACKAGES
 from gardien.rights.packages import PackageStore, sign_link
 from gardien.rights.schemas import ExecutionState, RequestIn, SettingsIn, Status
 from gardien.rights.service import RightsService
 from tests.conftest import auth
 from tests.datamap_samples import TODAY, Host, host_fixture, sqlite_host_fixture  # noqa: F401
+from tests.test_cli import cli, run  # noqa: F401  (the CLI runner fixture)
 
 DPO = {"type": "api_key", "id": "dpo-key", "display": "DPO"}
 APP = {"type": "api_key", "id": "app-key", "display": "shop backend"}
@@ -372,3 +376,30 @@ def test_over_http_a_dpo_gets_the_link_and_a_bad_link_is_a_clear_403_or_410(
     assert client.get(f"/privacy/download/{'y' * 2000}").status_code == 422
     again = client.post(f"/api/v1/requests/{request_id}/execute", headers=dpo)
     assert again.status_code == 409 and "completed" in again.json()["detail"]
+
+
+@pytest.mark.usefixtures("cli")
+def test_the_command_line_retries_a_failed_request_and_purges_expired_packages(
+    world: Setup, sqlite_host: Host, runtime: Runtime
+) -> None:
+    runner = CliRunner()
+    world.maps.register(world.org, "shop", sqlite_host.map_yaml(), DPO)
+    with sqlite_host.crm.begin() as conn:
+        conn.execute(sqlite_host.table("crm.ticket_locks").insert().values(ticket_id=7))
+    request_id = world.run(type="erasure")
+    failed = run(runner, "requests", "execute", request_id, "--org", world.org)
+    assert failed.exit_code == 1 and "attempt 2 failed" in failed.output and "store 'crm'" in failed.output
+    with sqlite_host.crm.begin() as conn:
+        conn.execute(sqlite_host.table("crm.ticket_locks").delete())
+    done = run(runner, "requests", "execute", request_id, "--org", world.org)
+    assert done.exit_code == 0, done.output
+    assert f"{request_id}  erasure       completed" in done.output
+    assert run(runner, "requests", "execute", request_id, "--org", world.org).exit_code == 1
+
+    access = world.run(type="access")
+    package = world.rights.get(world.org, access, reveal=False).outcome.package  # type: ignore[union-attr]
+    assert package is not None
+    assert run(runner, "requests", "purge-packages", "--org", world.org).output == "0 expired packages deleted\n"
+    with runtime.engine.begin() as conn:
+        conn.execute(update(PACKAGES).where(PACKAGES.c.id == package.id).values(expires_at=world.clock.now))
+    assert run(runner, "requests", "purge-packages", "--org", world.org).output == "1 expired packages deleted\n"
