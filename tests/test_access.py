@@ -85,6 +85,12 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", "/consent/banner.css"): PUBLIC,
     ("GET", "/.well-known/gpc.json"): PUBLIC,
     ("GET", "/privacy/download/{token}"): PUBLIC,
+    ("GET", "/privacy/static/privacy.css"): PUBLIC,
+    ("GET", "/privacy/{slug}"): PUBLIC,
+    ("POST", "/privacy/{slug}"): PUBLIC,
+    ("GET", "/privacy/{slug}/requests/{request_id}"): PUBLIC,
+    ("POST", "/privacy/{slug}/requests/{request_id}/code"): PUBLIC,
+    ("POST", "/privacy/{slug}/requests/{request_id}/resend"): PUBLIC,
     ("GET", "/api/v1/me"): EVERY_ROLE,
     ("GET", "/api/v1/keys"): ADMIN_ONLY,
     ("POST", "/api/v1/keys"): ADMIN_ONLY,
@@ -325,6 +331,25 @@ class World:
         request_id = self.fresh_request()
         return self._executed(request_id, with_package=True).packages.link(self.org, request_id).token
 
+    def privacy_center(self, method: str, path: str) -> tuple[str, dict[str, Any]]:
+        """A page of the organisation's privacy center and its form, as the person would send them."""
+        with self.runtime.writes.begin() as session:
+            slug = service.get_org(session, self.org).slug
+        if "{request_id}" not in path:
+            form = {"type": "access", "email": f"pc-{uuid.uuid4().hex[:8]}@example.org", "lang": "fr"}
+            return path.replace("{slug}", slug), {"data": form} if method == "POST" else {}
+        request_id = self.fresh_request()
+        token = self.rights.status_token(self.org, request_id)
+        url = path.replace("{slug}", slug).replace("{request_id}", request_id)
+        form = {"k": token}
+        if path.endswith("/code"):
+            address = self.rights.get(self.org, request_id, reveal=True).email
+            self.rights.send_code(self.org, request_id, RIGHTS_ACTOR)
+            code = re.search(r"\b(\d{6})\b", body_of(self.inbox.to(address)[-1]))
+            assert code is not None
+            form["code"] = code.group(1)
+        return (url, {"data": form}) if method == "POST" else (f"{url}?k={token}", {})
+
     def _rights_path(self, method: str, path: str, bodies: dict[tuple[str, str], Any]) -> str:
         request_id = self.fresh_request() if method == "POST" else self.request_id
         if path.endswith("/identity/verify"):
@@ -346,6 +371,8 @@ class World:
         """A valid request for a route: the URL with its path filled in, and its parameters/body."""
         kwargs: dict[str, Any] = {}
         bodies: dict[tuple[str, str], Any] = {}
+        if path.startswith("/privacy/{slug}"):
+            return self.privacy_center(method, path)
         if "{request_id}" in path or "{block_id}" in path:
             path_filled = self._rights_path(method, path, bodies)
         else:

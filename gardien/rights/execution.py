@@ -126,6 +126,18 @@ class DatamapExecutor:
             )
         return keys[0] if keys else None
 
+    def rectifiable_fields(self, org_id: str) -> list[str]:
+        """The names a person may ask to correct (the privacy center's choices); none without one map."""
+        try:
+            key = self.map_key(org_id)
+        except Problem:
+            return []
+        if key is None:
+            return []
+        _, stores = self.maps.hosts(org_id, key)
+        tables = stores.datamap.tables.values()
+        return sorted({name for spec in tables for name, f in spec.fields.items() if f.rectify is not None})
+
     def check(self, org_id: str, body: RequestIn) -> None:
         if body.type is not RequestType.RECTIFICATION or not body.changes:
             return

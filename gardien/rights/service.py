@@ -25,7 +25,7 @@ from typing import Any, cast
 
 import httpx
 import orjson
-from sqlalchemy import Connection, Row, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gardien.audit.sealing import PreparedEvent
@@ -114,6 +114,16 @@ class Org:
 
 
 @dataclass(frozen=True)
+class PublicOrg:
+    """What the privacy center shows of an organisation found by its slug."""
+
+    id: str
+    slug: str
+    name: str
+    country: str
+
+
+@dataclass(frozen=True)
 class Step:
     """One change of a request, as recorded in its history and the ledger."""
 
@@ -186,6 +196,36 @@ class RightsService:
             datamap_key=row.datamap_key,
             settings_updated_at=row.updated_at,
         )
+
+    def public_org(self, slug: str) -> PublicOrg | None:
+        with self.runtime.engine.connect() as conn:
+            row = conn.execute(
+                select(ORGANISATIONS.c.id, ORGANISATIONS.c.slug, ORGANISATIONS.c.name, ORGANISATIONS.c.country).where(
+                    ORGANISATIONS.c.slug == slug
+                )
+            ).first()
+        return PublicOrg(row.id, row.slug, row.name, row.country) if row is not None else None
+
+    def status_token(self, org_id: str, request_id: str) -> str:
+        """The secret part of a request's page in the privacy center: whoever holds it may follow the request."""
+        return self._key().digest(b"rights-status\0" + org_id.encode() + b"\0" + request_id.encode()).hex()[:32]
+
+    def status_token_valid(self, org_id: str, request_id: str, token: str) -> bool:
+        return hmac.compare_digest(self.status_token(org_id, request_id).encode(), token.encode())
+
+    def open_requests_of(self, org_id: str, email: str) -> int:
+        """How many requests of this address are still open (the privacy center caps them)."""
+        with self.runtime.engine.connect() as conn:
+            count = conn.execute(
+                select(func.count())
+                .select_from(REQUESTS)
+                .where(
+                    REQUESTS.c.org_id == org_id,
+                    REQUESTS.c.subject_ref == email_ref(self._key(), email),
+                    REQUESTS.c.status.in_([s.value for s in OPEN]),
+                )
+            ).scalar_one()
+        return int(count)
 
     def settings(self, org_id: str) -> SettingsOut:
         with self.runtime.engine.connect() as conn:
@@ -788,7 +828,9 @@ class RightsService:
     def _code_mac(self, key: HmacKey, request_id: str, code: str) -> bytes:
         return key.digest(b"rights-code\0" + request_id.encode() + b"\0" + code.encode())
 
-    def send_code(self, org_id: str, request_id: str, actor: Mapping[str, Any]) -> CodeSent:
+    def send_code(
+        self, org_id: str, request_id: str, actor: Mapping[str, Any], *, follow_link: str | None = None
+    ) -> CodeSent:
         settings = self.runtime.settings
         with self.runtime.engine.connect() as conn:
             org = self._org(conn, org_id)
@@ -802,7 +844,7 @@ class RightsService:
         identities = self._unseal(row)
         code = f"{secrets.randbelow(10**6):06d}"
         key = self.runtime.keyring.hmac_key()
-        subject, body = texts.code_email(row.locale, org.name, code, settings.rights_code_minutes)
+        subject, body = texts.code_email(row.locale, org.name, code, settings.rights_code_minutes, follow_link)
         # Sent before anything is recorded, so the ledger never claims a code that did not leave.
         self.mailer.send([identities.email], subject, body)
         expires = self.clock() + timedelta(minutes=settings.rights_code_minutes)

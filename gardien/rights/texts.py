@@ -84,9 +84,18 @@ def art12_4(country: str, locale: Locale, reasons: str) -> Art12_4:
     )
 
 
-def code_email(locale: Locale, organisation: str, code: str, minutes: int) -> tuple[str, str]:
-    """(subject, body) of the identity-code e-mail."""
-    return (
-        _CODE_SUBJECT[locale].format(code=code),
-        _CODE_BODY[locale].format(org=organisation, code=code, minutes=minutes),
-    )
+_FOLLOW = {
+    "fr": "Suivez votre demande et téléchargez le résultat ici : {link}\n",
+    "nl": "Volg uw verzoek en download het resultaat hier: {link}\n",
+    "en": "Follow your request and download the result here: {link}\n",
+}
+
+
+def code_email(
+    locale: Locale, organisation: str, code: str, minutes: int, follow_link: str | None = None
+) -> tuple[str, str]:
+    """(subject, body) of the identity-code e-mail; with the link to the request's page, if given."""
+    body = _CODE_BODY[locale].format(org=organisation, code=code, minutes=minutes)
+    if follow_link:
+        body += "\n" + _FOLLOW[locale].format(link=follow_link)
+    return _CODE_SUBJECT[locale].format(code=code), body
