@@ -156,12 +156,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(runtime: Runtime) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port for the block; yields its base URL."""
+def serve(app: Any) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free loopback port for the block; yields its base URL."""
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(runtime=runtime), host="127.0.0.1", port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -174,6 +172,13 @@ def serving(runtime: Runtime) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def serving(runtime: Runtime) -> Iterator[str]:
+    """The application on `runtime`, served by uvicorn for the block; yields its base URL."""
+    with serve(create_app(runtime=runtime)) as base:
+        yield base
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 import time
 import uuid
 import zipfile
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import uvicorn
 from axe_playwright_python.sync_playwright import Axe
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
@@ -29,7 +27,7 @@ from gardien.app import create_app
 from gardien.core import service as core
 from gardien.core.runtime import Runtime
 from gardien.rights.mail import Mailer
-from tests.conftest import IN_CI, _free_port
+from tests.conftest import IN_CI, serve
 from tests.datamap_samples import Host, sqlite_host_fixture  # noqa: F401
 from tests.smtp_server import Inbox, body_of, smtp_fixture  # noqa: F401
 
@@ -86,18 +84,8 @@ def center(runtime: Runtime, smtp: Inbox, sqlite_host: Host) -> Iterator[Center]
     app = create_app(runtime=runtime)
     app.state.rights.mailer = Mailer(smtp.settings(runtime.settings))
     app.state.datamaps.register(org, "shop", sqlite_host.map_yaml(), DPO)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    yield Center(f"http://127.0.0.1:{port}", slug, org, app, smtp)
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield Center(url, slug, org, app, smtp)
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,14 @@ Errors and retries
     ``request_id`` and otherwise identical content (everything but ``id``, ``seq`` and
     ``recorded_at``). Set ``retries=0`` to never retry.
 
+Data-subject requests
+    :meth:`GardienClient.create_request` files a request for a person (a ``service`` key is
+    enough), :meth:`GardienClient.get_request` follows it, :meth:`GardienClient.send_identity_code`
+    and :meth:`GardienClient.verify_identity_code` relay the e-mailed code the person types,
+    :meth:`GardienClient.package_link` fetches the signed link to their package, and
+    :meth:`GardienClient.can_process` answers whether a purpose may run for a subject (restriction
+    and objection blocks). Listing requests (:meth:`GardienClient.requests`) needs a reader key.
+
 Imports
     This module imports only httpx, orjson and Gardien's pure format modules (canonical JSON,
     Merkle proofs, signed notes). :meth:`GardienClient.export` additionally imports
@@ -84,10 +92,13 @@ __all__ = [
     "GardienError",
     "InclusionVerified",
     "Receipt",
+    "RequestKind",
     "VerificationError",
 ]
 
 API = "/api/v1/audit"
+V1 = "/api/v1"
+RequestKind = Literal["access", "rectification", "erasure", "restriction", "portability", "objection"]
 DEFAULT_TIMEOUT = 10.0
 ExportFormat = Literal["json", "jsonl", "csv"]
 FilterValue = str | datetime | None
@@ -468,6 +479,15 @@ class _Base:
     def _export_body(fmt: str, filters: Mapping[str, FilterValue]) -> dict[str, Any]:
         return {"format": fmt, "filter": _filters(filters)}
 
+    @staticmethod
+    def _request_body(kind: RequestKind, email: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        return {"type": kind, "email": email, **{k: v for k, v in options.items() if v is not None}}
+
+    @staticmethod
+    def _request_filters(page_size: int, filters: Mapping[str, Any]) -> dict[str, Any]:
+        params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in filters.items() if v is not None}
+        return {**params, "limit": page_size}
+
 
 # --- the blocking client ----------------------------------------------------------------------------
 
@@ -562,6 +582,55 @@ class GardienClient(_Base):
     def event(self, event_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"{API}/events/{event_id}")
         return result
+
+    # data-subject requests
+
+    def create_request(self, type: RequestKind, email: str, **options: Any) -> dict[str, Any]:
+        """File a request (``POST /api/v1/requests``). ``options``: ``subject_id``, ``identities``,
+        ``locale`` (fr, nl, en), ``received_at``, ``purposes``, ``direct_marketing``, ``ground``,
+        ``changes`` (rectification: field -> value), ``note``. Answers the request as created."""
+        result: dict[str, Any] = self._call("POST", f"{V1}/requests", body=self._request_body(type, email, options))
+        return result
+
+    def get_request(self, request_id: str) -> dict[str, Any]:
+        """One request: status, deadline, ``execution`` and ``outcome`` (counts, holds, package)."""
+        result: dict[str, Any] = self._call("GET", f"{V1}/requests/{request_id}")
+        return result
+
+    def requests(self, *, page_size: int = 50, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every request matching ``status``, ``type``, ``extended``, ``overdue``, ``email``, newest first."""
+        params = self._request_filters(page_size, filters)
+        while True:
+            page = self._call("GET", f"{V1}/requests", params=params)
+            yield from page["requests"]
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def send_identity_code(self, request_id: str) -> dict[str, Any]:
+        """E-mail the person a one-time code: ``{expires_at, attempts_allowed, sent_to}``."""
+        result: dict[str, Any] = self._call("POST", f"{V1}/requests/{request_id}/identity/code")
+        return result
+
+    def verify_identity_code(self, request_id: str, code: str) -> dict[str, Any]:
+        """Check the code the person typed; a wrong one raises :class:`GardienError` (422, tries left)."""
+        body = {"code": code}
+        result: dict[str, Any] = self._call("POST", f"{V1}/requests/{request_id}/identity/verify", body=body)
+        return result
+
+    def cancel_request(self, request_id: str, reason: str) -> dict[str, Any]:
+        body = {"to": "cancelled", "reason": reason}
+        result: dict[str, Any] = self._call("POST", f"{V1}/requests/{request_id}/transitions", body=body)
+        return result
+
+    def package_link(self, request_id: str) -> dict[str, Any]:
+        """``{token, path, expires_at, package}``: the signed link to the request's access or portability package."""
+        result: dict[str, Any] = self._call("POST", f"{V1}/requests/{request_id}/package/link")
+        return result
+
+    def can_process(self, subject: str, purpose: str) -> bool:
+        """False when a restriction or objection of the subject (host id or e-mail) blocks the purpose."""
+        return bool(self._call("GET", f"{V1}/can-process", params={"subject": subject, "purpose": purpose})["allowed"])
 
     def latest_checkpoint(self) -> dict[str, Any]:
         """``{size, root, note, created_at}`` of the latest signed checkpoint (not verified)."""
@@ -766,6 +835,49 @@ class AsyncGardienClient(_Base):
     async def event(self, event_id: str) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", f"{API}/events/{event_id}")
         return result
+
+    # data-subject requests
+
+    async def create_request(self, type: RequestKind, email: str, **options: Any) -> dict[str, Any]:
+        body = self._request_body(type, email, options)
+        result: dict[str, Any] = await self._call("POST", f"{V1}/requests", body=body)
+        return result
+
+    async def get_request(self, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("GET", f"{V1}/requests/{request_id}")
+        return result
+
+    async def requests(self, *, page_size: int = 50, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+        params = self._request_filters(page_size, filters)
+        while True:
+            page = await self._call("GET", f"{V1}/requests", params=params)
+            for request in page["requests"]:
+                yield request
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    async def send_identity_code(self, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", f"{V1}/requests/{request_id}/identity/code")
+        return result
+
+    async def verify_identity_code(self, request_id: str, code: str) -> dict[str, Any]:
+        path = f"{V1}/requests/{request_id}/identity/verify"
+        result: dict[str, Any] = await self._call("POST", path, body={"code": code})
+        return result
+
+    async def cancel_request(self, request_id: str, reason: str) -> dict[str, Any]:
+        body = {"to": "cancelled", "reason": reason}
+        result: dict[str, Any] = await self._call("POST", f"{V1}/requests/{request_id}/transitions", body=body)
+        return result
+
+    async def package_link(self, request_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call("POST", f"{V1}/requests/{request_id}/package/link")
+        return result
+
+    async def can_process(self, subject: str, purpose: str) -> bool:
+        params = {"subject": subject, "purpose": purpose}
+        return bool((await self._call("GET", f"{V1}/can-process", params=params))["allowed"])
 
     async def latest_checkpoint(self) -> dict[str, Any]:
         result: dict[str, Any] = await self._call("GET", f"{API}/checkpoints/latest")
