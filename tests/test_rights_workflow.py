@@ -373,3 +373,38 @@ def test_the_execution_engine_is_called_when_a_request_starts(runtime: Runtime, 
     assert final.status is Status.COMPLETED
     assert final.outcome is not None and final.outcome.summary == {"customers": 1, "orders": 12}
     assert rights.history(org, request.id).history[-1].actor == SYSTEM
+
+
+def test_the_person_is_told_of_an_extension_and_of_a_rejection_by_e_mail(world: World, runtime: Runtime) -> None:
+    org = world.org("FR")
+    request = world.file(email="lea@example.org", locale="fr")
+    extended = world.rights.extend(org, request.id, "volume exceptionnel de demandes", DPO)
+    # Received Monday 1 March 2027: one month ends 1 April, two more end on Tuesday 1 June 2027.
+    assert extended.due_on == date(2027, 6, 1)
+    [told] = world.inbox.to("lea@example.org")
+    assert told["Subject"] == "Votre demande auprès de Les Ogres FR : délai prolongé"
+    assert "2027-06-01" in body_of(told) and "volume exceptionnel de demandes" in body_of(told)
+    assert request.id in body_of(told)
+
+    rejected = world.rights.transition(
+        org, request.id, Status.REJECTED, "demande manifestement infondée", DPO, RejectionCode.MANIFESTLY_UNFOUNDED
+    )
+    letter = world.inbox.to("lea@example.org")[-1]
+    assert letter["Subject"] == "Votre demande auprès de Les Ogres FR : pas de suite donnée"
+    text = body_of(letter)
+    assert "demande manifestement infondée" in text and "CNIL" in text and "article 79" in text
+    steps = [(h.action, h.details) for h in world.rights.history(org, request.id).history]
+    assert steps[-3:] == [
+        ("person_notified", {"notice": "extension", "channel": "email"}),
+        ("rejected", {"reason_code": "manifestly_unfounded"}),
+        ("person_notified", {"notice": "rejection", "channel": "email"}),
+    ]
+    assert world.rights.get(org, request.id, reveal=False).closed_at == rejected.closed_at
+
+    # The SMTP server gone: the rejection stands, and the history says the person was not reached.
+    world.rights.mailer = Mailer(runtime.settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": 9}))
+    other = world.file(email="noe@example.org", locale="nl")
+    world.rights.transition(org, other.id, Status.REJECTED, "dubbel verzoek", DPO, RejectionCode.EXCESSIVE)
+    last = world.rights.history(org, other.id).history[-1]
+    assert last.action == "notification_failed" and last.reason is not None and "SMTP" in last.reason
+    assert world.rights.get(org, other.id, reveal=False).status is Status.REJECTED

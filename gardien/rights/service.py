@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Row, Table, bindparam, delete, func, insert, 
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gardien.audit.sealing import PreparedEvent
-from gardien.audit.service import Ledger, capability_event
+from gardien.audit.service import SYSTEM_ACTOR, Ledger, capability_event
 from gardien.core.clock import utcnow
 from gardien.core.db import is_sqlite
 from gardien.core.errors import Conflict, InvalidInput, NotFound, Problem
@@ -39,7 +39,7 @@ from gardien.core.models import Organisation
 from gardien.core.runtime import Runtime
 from gardien.rights import deadlines, texts
 from gardien.rights.execution import Executor
-from gardien.rights.mail import Mailer
+from gardien.rights.mail import Mailer, MailUnavailable
 from gardien.rights.models import BLOCKS, CODES, EXECUTIONS, HISTORY, REQUESTS, SETTINGS
 from gardien.rights.personal import (
     Identities,
@@ -581,7 +581,7 @@ class RightsService:
             changes["paused_since"] = now
         changes["first_due_on"] = deadlines.due_on(row.received_on, org.country, paused_days=paused_days)
         changes["due_on"] = deadlines.due_on(row.received_on, org.country, paused_days=paused_days, extended=extended)
-        if step.to in FINAL:
+        if step.to in FINAL and before != step.to:
             changes["closed_at"] = now
         conn.execute(update(REQUESTS).where(REQUESTS.c.id == row.id).values(changes))
         fields: dict[str, Any] = {"type": row.type, "due_on": changes["due_on"], "extended": extended}
@@ -686,7 +686,13 @@ class RightsService:
             details = {"reason_code": reason_code.value} if to == Status.REJECTED and reason_code else None
             return Step(to.value, to, reason, actor, details), values
 
-        return self._change(org_id, request_id, decide)
+        out = self._change(org_id, request_id, decide)
+        if to == Status.REJECTED and out.outcome is not None and out.outcome.art12_4 is not None:
+            notice = out.outcome.art12_4
+            return self._tell_person(
+                org_id, out, "rejection", lambda org: texts.rejection_email(out.locale, org, out.id, notice)
+            )
+        return out
 
     def complete(
         self,
@@ -812,7 +818,33 @@ class RightsService:
                 )
             return Step("extended", status, reason, actor), {"extended": True, "extension_reason": reason}
 
-        return self._change(org_id, request_id, decide)
+        out = self._change(org_id, request_id, decide)
+        due = out.due_on.isoformat()
+        return self._tell_person(
+            org_id, out, "extension", lambda org: texts.extension_email(out.locale, org, out.id, due, reason)
+        )
+
+    def _tell_person(
+        self, org_id: str, request: RequestOut, notice: str, write: Callable[[str], tuple[str, str]]
+    ) -> RequestOut:
+        """Art. 12(3)–(4): e-mail the person an extension or a rejection, and record that it left (or why not).
+
+        The decision stands either way; without an SMTP server nothing is sent and the DPO tells the
+        person another way.
+        """
+        if not self.mailer.configured:
+            return request
+        with self.runtime.engine.connect() as conn:
+            org = self._org(conn, org_id)
+        subject, body = write(org.name)
+        details = {"notice": notice, "channel": "email"}
+        try:
+            self.mailer.send([self.identities(org_id, request.id).email], subject, body)
+        except MailUnavailable as exc:
+            step = Step("notification_failed", request.status, exc.detail, SYSTEM_ACTOR, details)
+        else:
+            step = Step("person_notified", request.status, None, SYSTEM_ACTOR, details)
+        return self._change(org_id, request.id, lambda conn, org, row, now: (step, {}))
 
     def verify_by_operator(self, org_id: str, request_id: str, reason: str, actor: Mapping[str, Any]) -> RequestOut:
         def decide(conn: Connection, org: Org, row: Row[Any], now: datetime) -> tuple[Step, dict[str, Any]]:

@@ -99,3 +99,49 @@ def code_email(
     if follow_link:
         body += "\n" + _FOLLOW[locale].format(link=follow_link)
     return _CODE_SUBJECT[locale].format(code=code), body
+
+
+_EXTENSION_SUBJECT = {
+    "fr": "Votre demande auprès de {org} : délai prolongé",
+    "nl": "Uw verzoek bij {org}: termijn verlengd",
+    "en": "Your request to {org}: deadline extended",
+}
+_EXTENSION_BODY = {
+    "fr": (
+        "Bonjour,\n\nNous avons besoin de plus de temps pour répondre à votre demande (référence {ref}). "
+        "Conformément à l'article 12(3) du RGPD, le délai est prolongé de deux mois : nous répondrons au plus "
+        "tard le {due}.\n\nMotif : {reason}\n"
+    ),
+    "nl": (
+        "Beste,\n\nWe hebben meer tijd nodig om uw verzoek (referentie {ref}) te beantwoorden. Overeenkomstig "
+        "artikel 12(3) AVG wordt de termijn met twee maanden verlengd: we antwoorden uiterlijk op {due}.\n\n"
+        "Reden: {reason}\n"
+    ),
+    "en": (
+        "Hello,\n\nWe need more time to answer your request (reference {ref}). Under Article 12(3) GDPR the "
+        "deadline is extended by two months: we will answer by {due} at the latest.\n\nReason: {reason}\n"
+    ),
+}
+_REJECTION_SUBJECT = {
+    "fr": "Votre demande auprès de {org} : pas de suite donnée",
+    "nl": "Uw verzoek bij {org}: geen gevolg gegeven",
+    "en": "Your request to {org}: no action taken",
+}
+_REJECTION_BODY = {
+    "fr": "Bonjour,\n\nNous ne donnons pas suite à votre demande (référence {ref}), pour ces motifs :\n{reasons}\n",
+    "nl": "Beste,\n\nWe geven geen gevolg aan uw verzoek (referentie {ref}), om deze redenen:\n{reasons}\n",
+    "en": "Hello,\n\nWe are not acting on your request (reference {ref}), for these reasons:\n{reasons}\n",
+}
+
+
+def extension_email(locale: Locale, organisation: str, ref: str, due: str, reason: str) -> tuple[str, str]:
+    """(subject, body) telling the person of the extension and its reasons (Art. 12(3))."""
+    body = _EXTENSION_BODY[locale].format(ref=ref, due=due, reason=reason)
+    return _EXTENSION_SUBJECT[locale].format(org=organisation), body
+
+
+def rejection_email(locale: Locale, organisation: str, ref: str, notice: Art12_4) -> tuple[str, str]:
+    """(subject, body) with the Art. 12(4) information: reasons, complaint, judicial remedy."""
+    body = _REJECTION_BODY[locale].format(ref=ref, reasons=notice.reasons)
+    body += f"\n{notice.complaint}\n{notice.judicial_remedy}\n"
+    return _REJECTION_SUBJECT[locale].format(org=organisation), body
