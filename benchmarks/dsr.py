@@ -14,6 +14,17 @@ per table per identity value (per customer, per order, per ticket), rows dumped 
 `dsr_erasure_p50`: `DatamapService.erase` for other random subjects (walk, plan saved, one
 transaction per store, audit events). Baseline: the same rows erased as Fides does it, one UPDATE
 (or DELETE) per row, in one transaction.
+
+`dsr_large_subject`: the access package of one subject with 20,000 rows (2,500 orders with their
+items, payments and invoices, 7,495 logins), written encrypted to a file as the workflow writes it;
+then the same call again under tracemalloc for the peak of Python allocations, against the peak for
+a 32-row subject (flat memory: the two peaks differ by the walk's keys, not by the rows). Baseline:
+the naive script for the same subject, with its own peak.
+
+`dsr_workflow_per_s`: requests per second, one after the other, through the whole workflow: filed
+(`RightsService.create`), identity verified by an operator, run over the map by the execution
+engine (the access package built and encrypted, its row and events written), completed. Baseline:
+the naive script's access for the same subjects, per second.
 """
 
 from __future__ import annotations
@@ -21,7 +32,10 @@ from __future__ import annotations
 import io
 import json
 import random
+import resource
+import tempfile
 import time
+import tracemalloc
 from datetime import date, timedelta
 from typing import Any
 
@@ -38,6 +52,9 @@ from benchmarks.common import (
     rounded,
 )
 
+LARGE_ROWS = 20_000
+LARGE_ACCESS = Target("<=", 1000)
+WORKFLOW_RATE = Target(">=", 20)
 ACCESS_P50 = Target("<=", 50)
 ACCESS_P99 = Target("<=", 200)
 ERASURE_P50 = Target("<=", 200)
@@ -221,6 +238,50 @@ def generate(engine: Any, customers: int, seed: int) -> int:
     return total
 
 
+def add_large_subject(engine: Any, customer: int) -> str:
+    """One more customer with LARGE_ROWS rows across the tables; returns the e-mail."""
+    from sqlalchemy import MetaData, insert
+
+    metadata = MetaData()
+    _schema(metadata)
+    email = "large@example.org"
+    base = customer * 10_000  # above every generated id (generated ids stay below 4 * customers + 4)
+    day = date(2020, 1, 1)
+    orders = [{"id": base + o, "customer_id": customer, "placed_on": day, "total": "10.00"} for o in range(2_500)]
+    rows: dict[str, list[dict[str, Any]]] = {
+        "customers": [{"id": customer, "email": email, "name": "Large Subject", "phone": "+32470000000"}],
+        "newsletter": [{"email": email, "since": day}],
+        "addresses": [
+            {"id": base + a, "customer_id": customer, "street": "Rue Longue", "city": "Liège"} for a in (0, 1)
+        ],
+        "orders": orders,
+        "order_items": [{"order_id": o["id"], "line_no": n, "product": "book"} for o in orders for n in (1, 2)],
+        "payments": [{"id": o["id"], "order_id": o["id"], "iban": "BE68539007547034"} for o in orders],
+        "invoices": [
+            {"id": o["id"], "order_id": o["id"], "billing_name": "Large Subject", "amount": "10.00", "issued_on": day}
+            for o in orders
+        ],
+        "tickets": [{"id": base, "customer_id": customer, "subject": "Many orders"}],
+        "ticket_messages": [],
+        "logins": [{"id": base + n, "customer_id": customer, "ip": "198.51.100.4"} for n in range(7_495)],
+    }
+    assert sum(len(r) for r in rows.values()) == LARGE_ROWS
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            if rows[table.name]:
+                conn.execute(insert(table), rows[table.name])
+    return email
+
+
+def _peak_kib(call: Any) -> float:
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1] / 1024
+    finally:
+        tracemalloc.stop()
+
+
 def naive_access(engine: Any, email: str) -> bytes:
     """One SELECT per table per identity value, as a hand-written script does."""
     from sqlalchemy import text
@@ -293,6 +354,10 @@ def _run(env: EngineEnv, cfg: Config, reporter: Reporter, customers: int) -> Non
     from gardien.datamap.engine import Engine
     from gardien.datamap.hosts import open_engine
     from gardien.datamap.service import DatamapService
+    from gardien.rights.execution import DatamapExecutor
+    from gardien.rights.packages import EncryptingWriter, PackageStore
+    from gardien.rights.schemas import RequestIn
+    from gardien.rights.service import RightsService
 
     requests = 200 if cfg.quick else 500
     erasures = 50 if cfg.quick else 100
@@ -301,7 +366,7 @@ def _run(env: EngineEnv, cfg: Config, reporter: Reporter, customers: int) -> Non
         started = time.perf_counter()
         rows = generate(host_engine, customers, cfg.seed)
         log(f"dsr: host database of {customers:,} customers, {rows:,} rows in {time.perf_counter() - started:.0f} s")
-        runtime = open_runtime(scratch)
+        runtime = open_runtime(scratch, rights_packages_dir=scratch.directory / "packages")
         ledger = Ledger(runtime)
         service = DatamapService(runtime, ledger)
         try:
@@ -369,6 +434,78 @@ def _run(env: EngineEnv, cfg: Config, reporter: Reporter, customers: int) -> Non
                 baseline=Baseline(NAIVE_ERASURE + " (statements only, the walk untimed)", b50, "ms"),
                 n=erasures,
                 p99_ms=rounded(p99, 2),
+                **context,
+            )
+            large = add_large_subject(host_engine, customers + 1)
+
+            def encrypted_access(email: str) -> int:
+                with tempfile.TemporaryFile() as sink:
+                    writer = EncryptingWriter(sink, runtime.keyring, "bench")  # type: ignore[arg-type]
+                    summary = service.access(org, "shop", {"email": email}, writer, actor=ACTOR)
+                    writer.close()
+                    return sum(summary.counts.values())
+
+            encrypted_access(large)  # warm: the host's pages for this subject in cache, as for the others
+            timings, naive = [], []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                found = encrypted_access(large)
+                t1 = time.perf_counter()
+                naive_access(host_engine, large)
+                naive.append((time.perf_counter() - t1) * 1000)
+                timings.append((t1 - t0) * 1000)
+            assert found == LARGE_ROWS, found
+            small = subjects[0]
+            peak_large = _peak_kib(lambda: encrypted_access(large))
+            peak_small = _peak_kib(lambda: encrypted_access(small))
+            naive_peak = _peak_kib(lambda: naive_access(host_engine, large))
+            reporter.emit(
+                bench="dsr_large_subject",
+                engine=env.engine,
+                value=sorted(timings)[1],
+                unit="ms",
+                target=LARGE_ACCESS,
+                baseline=Baseline(NAIVE_ACCESS, sorted(naive)[1], "ms"),
+                n=len(timings),
+                subject_rows=found,
+                peak_kib=rounded(peak_large, 0),
+                peak_kib_32_rows=rounded(peak_small, 0),
+                naive_peak_kib=rounded(naive_peak, 0),
+                max_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                customers=customers,
+                host_rows=rows + LARGE_ROWS,
+            )
+
+            rights = RightsService(runtime, ledger)
+            executor = DatamapExecutor(rights, service, PackageStore(runtime, ledger), background=False)
+            rights.executor = executor
+            workflow = [f"c{rng.randrange(1, customers + 1)}@example.org" for _ in range(100 if cfg.quick else 300)]
+
+            def one_request(email: str) -> None:
+                filed = rights.create(org, RequestIn(type="access", email=email), ACTOR, "service")
+                done = rights.verify_by_operator(org, filed.id, "benchmark", ACTOR)
+                assert done.status.value == "in_progress"
+
+            for email in workflow[:5]:
+                one_request(email)
+            t0 = time.perf_counter()
+            for email in workflow:
+                one_request(email)
+            elapsed = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            for email in workflow:
+                naive_access(host_engine, email)
+            naive_elapsed = time.perf_counter() - t1
+            completed = sum(1 for r in rights.list_requests(org, limit=200).requests if r.status.value == "completed")
+            reporter.emit(
+                bench="dsr_workflow_per_s",
+                engine=env.engine,
+                value=len(workflow) / elapsed,
+                unit="requests/s",
+                target=WORKFLOW_RATE,
+                baseline=Baseline(NAIVE_ACCESS, len(workflow) / naive_elapsed, "requests/s"),
+                n=len(workflow),
+                completed_in_last_200=completed,
                 **context,
             )
         finally:
