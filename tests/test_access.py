@@ -320,11 +320,15 @@ class World:
     def _executed(self, request_id: str, *, with_package: bool) -> DatamapExecutor:
         """The request in progress: the app's engine runs it over DATAMAP, whose empty store makes it fail."""
         self.rights.verify_by_operator(self.org, request_id, "matrix", RIGHTS_ACTOR)
-        executor = self.rights.executor
-        assert isinstance(executor, DatamapExecutor)
+        executor = self._executor()
         executor.wait(30)
         if with_package:
             executor.packages.create(self.org, request_id, "access", lambda out: out.write(b"PK"))
+        return executor
+
+    def _executor(self) -> DatamapExecutor:
+        executor = self.rights.executor
+        assert isinstance(executor, DatamapExecutor)
         return executor
 
     def download_token(self) -> str:
@@ -363,6 +367,7 @@ class World:
         if "{block_id}" in path:
             restricted = self.fresh_request(type="restriction", subject_id=f"c-{uuid.uuid4().hex[:6]}")
             self.rights.verify_by_operator(self.org, restricted, "matrix", RIGHTS_ACTOR)
+            self._executor().wait(30)  # the engine closes the restriction in the background: let it finish
             block = self.rights.blocks(self.org, self.rights.identities(self.org, restricted).email).blocks[0]
             return path.replace("{block_id}", block.id)
         return path.replace("{request_id}", request_id)
