@@ -193,6 +193,7 @@ def test_wrong_inputs_answer_pages_that_say_what_is_wrong(page: Page, center: Ce
     page.get_by_role("button", name=WORDS["submit"]["en"]).click()
     summary = page.get_by_role("alert")
     expect(summary).to_contain_text("The request was not sent")
+    expect(summary).to_contain_text("Your e-mail address — This field is required.")
     expect(page.locator("#email")).to_have_attribute("aria-invalid", "true")
     assert violations(page) == []
     shot(page, "en-errors")
@@ -202,7 +203,7 @@ def test_wrong_inputs_answer_pages_that_say_what_is_wrong(page: Page, center: Ce
     page.get_by_label("Data item 1").select_option("postcode")
     page.get_by_label("Correct value 1").fill("not a postcode")
     page.get_by_role("button", name=WORDS["submit"]["en"]).click()
-    expect(page.get_by_role("alert")).to_contain_text("changes.postcode")
+    expect(page.get_by_role("alert")).to_contain_text("For a rectification: what to correct — postcode: does not match")
     expect(page.get_by_label("Correct value 1")).to_have_value("not a postcode")
     assert center.inbox.to("ana@example.org") == []
 

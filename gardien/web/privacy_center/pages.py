@@ -179,7 +179,9 @@ def download(token: Token, request: Request) -> Response:
 def _form_context(request: Request, org: PublicOrg, lang: Lang) -> dict[str, Any]:
     executor = _rights(request).executor
     rectifiable = executor.rectifiable_fields(org.id) if isinstance(executor, DatamapExecutor) else []
+    t = _translator(lang)
     return {
+        "labels": {"type": t("type_legend"), "email": t("email"), "changes": t("rectify_legend"), "note": t("note")},
         "types": [(key, names[lang]) for key, names in TYPES.items()],
         "hints": {key: hints[lang] for key, hints in TYPE_HINTS.items()},
         "rectifiable": rectifiable,
@@ -264,7 +266,8 @@ async def submit(slug: Slug, request: Request) -> Response:
                 errors.setdefault(_field_of(location), f"{location}: {error['msg']}")
         except InvalidInput as exc:
             for error in exc.extra.get("errors", []):
-                errors.setdefault(_field_of(str(error["field"])), f"{error['field']}: {error['message']}")
+                name = str(error["field"]).removeprefix("changes.")
+                errors.setdefault(_field_of(str(error["field"])), f"{name}: {error['message']}")
     if filed is None:
         context = _form_context(request, org, lang)
         return _render(request, "form.html", lang, org, status, values=values, errors=errors, **context)
