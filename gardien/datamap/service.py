@@ -161,6 +161,12 @@ class DatamapService:
         row = self._row(org_id, key, version)
         return self._out(row, load_map(row["document"]), with_document=True)
 
+    def keys(self, org_id: str) -> list[str]:
+        """The keys of the organisation's maps, without reading the maps."""
+        with self.runtime.engine.connect() as conn:
+            found = conn.execute(select(MAPS.c.key).where(MAPS.c.org_id == org_id).distinct().order_by(MAPS.c.key))
+            return list(found.scalars())
+
     def list_maps(self, org_id: str) -> list[DatamapOut]:
         latest = (
             select(MAPS.c.key, func.max(MAPS.c.version).label("version"))

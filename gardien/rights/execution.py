@@ -115,7 +115,7 @@ class DatamapExecutor:
         chosen = self.rights.settings(org_id).datamap_key
         if chosen is not None:
             return chosen
-        keys = [m.key for m in self.maps.list_maps(org_id)]
+        keys = self.maps.keys(org_id)
         if len(keys) > 1:
             raise Problem(
                 409,
