@@ -9,6 +9,7 @@ wraps it.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -145,6 +146,7 @@ class Engine:
         pending = self.seeds(identities)
         asked: dict[tuple[str, str], set[Any]] = defaultdict(set)
         found = Found()
+        lock = threading.Lock()
         while pending:
             work: dict[str, dict[str, list[Any]]] = defaultdict(dict)
             for (table, name), values in pending.items():
@@ -158,38 +160,45 @@ class Engine:
             for table in work:
                 by_store[self.map.tables[table].dataset].append(table)
 
-            def run(store: str, tables: list[str], work: dict[str, dict[str, list[Any]]] = work) -> list[Any]:
-                return self._round(store, tables, work, sink is not None)
+            def take(table: str, rows: list[Mapping[str, Any]], pending: Any = pending) -> None:
+                # Rows arrive a batch at a time from each store's thread: memory holds one batch,
+                # not a table, and the sink, the keys and the next round's values are shared.
+                with lock:
+                    self._take(table, rows, found, pending, asked, sink)
+
+            def run(store: str, tables: list[str], work: dict[str, dict[str, list[Any]]] = work) -> int:
+                return self._round(store, tables, work, sink is not None, take)
 
             if len(by_store) > 1:
                 with ThreadPoolExecutor(max_workers=min(len(by_store), 8)) as pool:
-                    results = list(pool.map(lambda item: run(*item), by_store.items()))
+                    found.statements += sum(pool.map(lambda item: run(*item), by_store.items()))
             else:
-                results = [run(store, tables) for store, tables in by_store.items()]
-            for batch in results:
-                for table, rows, statements in batch:
-                    found.statements += statements
-                    self._take(table, rows, found, pending, asked, sink)
+                found.statements += sum(run(store, tables) for store, tables in by_store.items())
         return found
 
     def _round(
-        self, store: str, tables: list[str], work: Mapping[str, Mapping[str, list[Any]]], everything: bool
-    ) -> list[tuple[str, list[Mapping[str, Any]], int]]:
-        out = []
+        self,
+        store: str,
+        tables: list[str],
+        work: Mapping[str, Mapping[str, list[Any]]],
+        everything: bool,
+        take: Callable[[str, list[Mapping[str, Any]]], None],
+    ) -> int:
+        """One SELECT per table and chunk of values, its rows handed to `take` by batch; the statements issued."""
+        statements = 0
         try:
             with self.stores.engine(store).connect() as conn:
                 for qualified in tables:
                     table = self.stores.table(qualified)
                     cols = [table.c[name] for name in self.columns(qualified, everything=everything)]
-                    rows: list[Mapping[str, Any]] = []
-                    statements = 0
                     for condition in _conditions(table, work[qualified]):
-                        rows += [dict(r._mapping) for r in conn.execute(select(*cols).where(condition))]
                         statements += 1
-                    out.append((qualified, rows, statements))
+                        result = conn.execution_options(yield_per=CHUNK).execute(select(*cols).where(condition))
+                        for batch in result.partitions():
+                            take(qualified, [dict(r._mapping) for r in batch])
         except SQLAlchemyError as exc:
             raise HostStoreError(store, str(exc).splitlines()[0][:300]) from exc
-        return out
+        return statements
 
     def _take(
         self,
