@@ -204,3 +204,23 @@ def test_a_hold_on_the_ledger_suspends_its_archiving(patient: Runtime, org: str)
     run = _run(runner, service, org, policy, dry_run=False)
     assert run.status == "suspended"
     assert _events(patient, org)[0] == 0
+
+
+def test_an_exports_policy_deletes_old_export_files_and_records(patient: Runtime, org: str) -> None:
+    from gardien.audit.schemas import EventFilter
+
+    ledger, service, runner = _tools(patient, years_later=1)
+    _seed(ledger, org, 1, 10)
+    made = [ledger.export(org, "jsonl", EventFilter(), actor=ACTOR) for _ in range(2)]
+    assert all(m.payload_path.exists() and m.manifest_path.exists() for m in made)
+    spec = {**POLICY, "name": "exports after 30 days", "target": {"kind": "store", "store": "exports"}}
+    policy = service.create_policy(org, PolicyIn.model_validate({**spec, "period": "P30D", "action": "delete"}), ACTOR)
+    dry = _run(runner, service, org, policy.id, dry_run=True)
+    assert dry.counts["exports"]["matched"] == 2
+    assert all(m.payload_path.exists() for m in made)
+    real = _run(runner, service, org, policy.id, dry_run=False)
+    assert real.counts["exports"] == {"matched": 2, "deleted": 2}
+    assert not any(m.payload_path.exists() or m.manifest_path.exists() for m in made)
+    assert ledger.exports_before(org, runner.clock()) == []
+    assert _actions(patient, org).count("retention.exports.deleted") == 1
+    assert ledger.verify(org).status == "ok"

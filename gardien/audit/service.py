@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Text, bindparam, cast, func, insert, select
+from sqlalchemy import Text, bindparam, cast, delete, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
@@ -489,6 +489,43 @@ class Ledger:
             },
         )
         return result
+
+    def exports_before(self, org_id: str, cutoff: datetime) -> list[str]:
+        """Ids of the organisation's exports made before `cutoff`, oldest first."""
+        with self.runtime.engine.connect() as conn:
+            rows = conn.execute(
+                select(EXPORTS.c.id)
+                .where(EXPORTS.c.org_id == org_id, EXPORTS.c.created_at < cutoff)
+                .order_by(EXPORTS.c.created_at, EXPORTS.c.id)
+            )
+            return list(rows.scalars())
+
+    def remove_exports(self, org_id: str, export_ids: Sequence[str], events: list[PreparedEvent]) -> int:
+        """Delete exports' files, then their rows with `events` sealed in the same transaction.
+
+        Files first: a crash in between leaves rows whose files are gone, which the next call
+        deletes; never a file that no row names any more.
+        """
+        with self.runtime.engine.connect() as conn:
+            paths = (
+                conn.execute(
+                    select(EXPORTS.c.payload_path).where(EXPORTS.c.org_id == org_id, EXPORTS.c.id.in_(export_ids))
+                )
+                .scalars()
+                .all()
+            )
+        for path in paths:
+            for file in (Path(path), Path(path + ".manifest.json")):
+                file.unlink(missing_ok=True)
+
+        def work(conn: Connection) -> tuple[int, list[PreparedEvent]]:
+            deleted = conn.execute(
+                delete(EXPORTS).where(EXPORTS.c.org_id == org_id, EXPORTS.c.id.in_(export_ids))
+            ).rowcount
+            return int(deleted), events
+
+        deleted, _ = self.transact(org_id, work)
+        return int(deleted)
 
     def get_export(self, org_id: str, export_id: str) -> tuple[dict[str, Any], Path]:
         with self.runtime.engine.connect() as conn:

@@ -26,15 +26,18 @@ def run_store_policy(
 ) -> str:
     """Archive-then-purge the ledger's prefix older than the run's cutoff (or count it, dry)."""
     assert isinstance(policy.target, StoreTarget)
-    if policy.target.store != "ledger":
-        ctx.errors.append(f"{policy.target.store}: policies on this store do not run yet")
+    store = policy.target.store
+    if store not in ("ledger", "exports"):
+        ctx.errors.append(f"{store}: policies on this store do not run yet")
         return runner.finish(ctx, policy_row, policy, [], actor, "failed")
     org_id = ctx.org_id
-    hold = runner.store_hold(org_id, TABLE)
+    hold = runner.store_hold(org_id, store)
     if hold is not None:
-        ctx.counts[TABLE] = {"matched": 0}
-        ctx.errors.append(f"{TABLE}: skipped, {hold}")
+        ctx.counts[store] = {"matched": 0}
+        ctx.errors.append(f"{store}: skipped, {hold}")
         return runner.finish(ctx, policy_row, policy, [], actor, "suspended")
+    if store == "exports":
+        return _expire_exports(runner, ctx, policy_row, policy, actor)
     engine = runner.runtime.engine
     with engine.connect() as conn:
         pending = ledger_archive.unpurged(conn, org_id)
@@ -100,3 +103,28 @@ def _archive(runner: Runner, plan: ledger_archive.PurgePlan, ctx: RunContext, ac
         return None, [runner.ledger.prepare(event)]
 
     runner.ledger.transact(org_id, work)
+
+
+def _expire_exports(
+    runner: Runner, ctx: RunContext, policy_row: Mapping[str, Any], policy: PolicyIn, actor: Mapping[str, Any]
+) -> str:
+    """Delete the ledger exports (payload and manifest files, and their records) made before the cutoff."""
+    ids = runner.ledger.exports_before(ctx.org_id, ctx.cutoff)
+    counts = ctx.counts.setdefault("exports", {})
+    counts["matched"] = len(ids)
+    ctx.samples["exports"] = [[i] for i in ids[:5]]
+    if ctx.dry_run or not ids:
+        if not ctx.dry_run:
+            counts["deleted"] = 0
+        return runner.finish(ctx, policy_row, policy, [], actor, "completed")
+    event = capability_event(
+        "retention",
+        "retention.exports.deleted",
+        "delete",
+        actor,
+        ("retention_run", ctx.run_id),
+        fields={"exports": ids[:1000], "count": len(ids)},
+    )
+    counts["deleted"] = runner.ledger.remove_exports(ctx.org_id, ids, [runner.ledger.prepare(event)])
+    ctx.batches += 1
+    return runner.finish(ctx, policy_row, policy, [], actor, "completed")
