@@ -397,3 +397,13 @@ def test_the_batch_in_flight_at_a_crash_is_done_exactly_once(
                 assert context_of(after[old["id"]])["card"] == {
                     "user_id": apply("hmac", user_id, context, domain="card.user_id")
                 }
+
+
+def test_a_policy_on_a_map_that_does_not_exist_fails_and_is_not_left_running(
+    runtime: Runtime, ledger: Ledger, org: str
+) -> None:
+    service, runner, _ = _tools(runtime, ledger)
+    policy = service.create_policy(org, _policy(target={"kind": "table", "map": "nowhere", "table": "app.t"}), ACTOR)
+    run = _run(runner, service, org, policy.id, dry_run=False)
+    assert run.status == "failed" and "nowhere" in run.errors[0]
+    assert not runner.has_interrupted(org, policy.id)

@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gardien.audit.service import Ledger, capability_event
 from gardien.core.clock import utcnow
 from gardien.core.db import is_sqlite
-from gardien.core.errors import Conflict, InvalidInput
+from gardien.core.errors import Conflict, InvalidInput, Problem
 from gardien.core.ids import new_id
 from gardien.core.keyring import HmacKey
 from gardien.core.runtime import Runtime
@@ -44,7 +44,6 @@ from gardien.datamap.engine import UnknownIdentity
 from gardien.datamap.hosts import HostStoreError, HostStores
 from gardien.datamap.mapfile import TableSpec
 from gardien.datamap.service import DatamapService
-from gardien.privacy.errors import OperatorError
 from gardien.privacy.operators import KeySource, OperatorContext, OperatorSpec
 from gardien.privacy.records import RecordPolicy
 from gardien.retention import hostsql
@@ -471,7 +470,7 @@ class Runner:
         state: dict[str, Any] = orjson.loads(policy_row["state"] or "{}")
         try:
             works = self.plan(org_id, policy, state)
-        except (HostStoreError, InvalidInput) as exc:
+        except Problem as exc:  # an unknown map or table, a host that cannot be reached
             ctx.errors.append(str(exc.detail)[:500])
             return self.finish(ctx, policy_row, policy, [], actor, "failed")
         status = "completed"
@@ -490,9 +489,9 @@ class Runner:
                     ctx.samples[work.qualified] = samples
                 if not ctx.dry_run:
                     self.act(ctx, work, policy.batch_size, progress, entry["matched"])
-            except (HostStoreError, SQLAlchemyError, OperatorError) as exc:
-                detail = exc.detail if isinstance(exc, HostStoreError) else str(exc).splitlines()[0][:300]
-                ctx.errors.append(f"{work.qualified}: {detail}")
+            except Exception as exc:  # recorded as a failed run, resumable; a crash leaves it running
+                detail = exc.detail if isinstance(exc, Problem) else f"{type(exc).__name__}: {exc}"
+                ctx.errors.append(f"{work.qualified}: {str(detail).splitlines()[0][:300] if detail else ''}")
                 status = "failed"
         return self.finish(ctx, policy_row, policy, works, actor, status)
 
