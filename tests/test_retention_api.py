@@ -103,6 +103,7 @@ def test_bad_policies_answer_422_with_the_field_and_change_nothing(
         ({**POLICY, "period": "P0D"}, "period"),
         ({**POLICY, "schedule": "every day"}, "schedule"),
         ({**POLICY, "schedule": "61 3 * * *"}, "schedule"),
+        ({**POLICY, "schedule": "0 0 31 2 *"}, "never fires"),
         ({**POLICY, "action": "archive"}, "archive"),
         ({**POLICY, "reference": None}, "reference"),
         (

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from dateutil.relativedelta import relativedelta
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -48,6 +48,10 @@ def parse_period(text: str) -> relativedelta:
 def check_cron(text: str) -> str:
     if len(text.split()) != 5 or not croniter.is_valid(text):
         raise ValueError("a schedule is a five-field cron expression, e.g. `0 3 * * *` (03:00 UTC every day)")
+    try:
+        croniter(text, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterError:
+        raise ValueError("this schedule never fires (e.g. 31 February)") from None
     return text
 
 
