@@ -32,7 +32,9 @@ from gardien.privacy.service import PrivacyService
 from gardien.psd2.api import decide_route
 from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
+from gardien.registers.api import public_router as registers_public_router
 from gardien.registers.api import router as registers_router
+from gardien.registers.notices import NoticeService
 from gardien.registers.service import RegistersService
 from gardien.retention.api import router as retention_router
 from gardien.retention.quotas import QuotaService
@@ -171,6 +173,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(privacy_router)
     app.include_router(registers_router)
     app.include_router(retention_router)
+    app.include_router(registers_public_router)
+    # The generated documents read every capability's figures: wired once all of them exist.
+    app.state.notices = NoticeService(registers, lambda site_key: consent.site_by_key(site_key).org_id)
     app.mount("/console", create_console(ConsoleServices(runtime, ledger, rights, registers, consent, retention)))
     app.include_router(privacy_center_router)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -13,6 +13,7 @@ from gardien.core.auth import require
 from gardien.core.roles import Role
 from gardien.core.service import Principal
 from gardien.registers import documents, exports, pia
+from gardien.registers.notices import NoticeService, notice_out, notice_page
 from gardien.registers.schemas import (
     ActivityIn,
     ActivityOut,
@@ -23,10 +24,14 @@ from gardien.registers.schemas import (
     DpiaIn,
     DpiaOut,
     Moment,
+    NoticeOut,
+    NoticeVersionList,
+    NoticeVersionSummary,
     NotificationIn,
     Page,
     ProcessorIn,
     ProcessorOut,
+    PublicationOut,
     SettingsIn,
     SettingsOut,
 )
@@ -47,11 +52,29 @@ Cursor = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
+Language = Literal["fr", "nl", "en", "de"]
+# A public page's organisation: its slug, or the consent banner's public site key.
+PublicRef = Annotated[str, PathParam(min_length=1, max_length=80, pattern=r"^[0-9A-Za-z_-]+$")]
+NoticeVersionNumber = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+# The public page is a document, not an application: nothing but its own inline style may load.
+PUBLIC_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "public, max-age=300",
+}
+
 router = APIRouter(prefix="/api/v1/registers", tags=["registers"])
+public_router = APIRouter(tags=["public pages"])
 
 
 def service_of(request: Request) -> RegistersService:
     service: RegistersService = request.app.state.registers
+    return service
+
+
+def notices_of(request: Request) -> NoticeService:
+    service: NoticeService = request.app.state.notices
     return service
 
 
@@ -336,3 +359,102 @@ def dpia_events(
     if end - start > MAX_SPAN[period]:
         raise field_error("since", f"at most {MAX_SPAN[period].days} days for period={period}")
     return service_of(request).dpia_events(principal.org_id, start, end, period)
+
+
+# Privacy notice (Art. 13/14) -----------------------------------------------------------------------
+
+
+@router.get("/notices", response_model=NoticeVersionList, summary="Every published version of the privacy notice")
+def list_notices(request: Request, principal: Principal = _requires(COMPLIANCE_READERS)) -> NoticeVersionList:
+    return NoticeVersionList(
+        versions=[
+            NoticeVersionSummary(
+                version=v.version, sha256=v.sha256, published_at=v.published_at, published_by=v.published_by
+            )
+            for v in notices_of(request).versions(principal.org_id)
+        ]
+    )
+
+
+@router.post(
+    "/notices",
+    status_code=201,
+    response_model=PublicationOut,
+    summary="Publish the privacy notice generated from the register: a new version only if its content changed",
+    responses={200: {"model": PublicationOut, "description": "Unchanged: the latest version stands"}},
+)
+async def publish_notice(
+    request: Request, response: Response, principal: Principal = _requires(WRITERS)
+) -> PublicationOut:
+    published = await notices_of(request).publish(principal.org_id, principal.as_actor())
+    if not published.created:
+        response.status_code = 200
+    v = published.version
+    return PublicationOut(
+        version=v.version,
+        sha256=v.sha256,
+        published_at=v.published_at,
+        published_by=v.published_by,
+        created=published.created,
+    )
+
+
+@router.get(
+    "/notices/draft",
+    response_model=NoticeOut,
+    summary="The privacy notice as it would be published now, and whether it differs from the latest version",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
+def draft_notice(
+    request: Request,
+    lang: Language = "fr",
+    format: Literal["json", "html"] = "json",
+    principal: Principal = _requires(COMPLIANCE_READERS),
+) -> Response:
+    document, sha256, latest = notices_of(request).draft(principal.org_id)
+    if format == "html":
+        return HTMLResponse(notice_page(document, lang, None))
+    return JSONResponse(notice_out(document, sha256, lang, latest, draft=True).model_dump(mode="json"))
+
+
+@router.get(
+    "/notices/{version}",
+    response_model=NoticeOut,
+    summary="One published version of the privacy notice, in one language",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
+def get_notice(
+    version: NoticeVersionNumber,
+    request: Request,
+    lang: Language = "fr",
+    format: Literal["json", "html"] = "json",
+    principal: Principal = _requires(COMPLIANCE_READERS),
+) -> Response:
+    found = notices_of(request).version(principal.org_id, version)
+    if format == "html":
+        return HTMLResponse(notice_page(found.document, lang, found))
+    return JSONResponse(notice_out(found.document, found.sha256, lang, found, draft=False).model_dump(mode="json"))
+
+
+@public_router.get(
+    "/privacy-notice/{ref}",
+    summary="The published privacy notice, public: by organisation slug or consent site key (HTML or JSON)",
+    responses={200: {"content": {"text/html": {}, "application/json": {}}}},
+)
+def public_notice(
+    ref: PublicRef,
+    request: Request,
+    lang: Language | None = None,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="default: the latest")] = None,
+    format: Literal["html", "json"] = "html",
+    accept_language: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    service = notices_of(request)
+    found = service.version(service.org_of_public_ref(ref), version)
+    chosen = service.language(found.document, lang, accept_language)
+    if format == "json":
+        answer = notice_out(found.document, found.sha256, chosen, found, draft=False).model_dump(mode="json")
+        return JSONResponse(answer, headers=PUBLIC_HEADERS)
+    pinned = f"&version={version}" if version is not None else ""
+    links = [(code, f"?lang={code}{pinned}") for code in found.document["texts"]]
+    return HTMLResponse(notice_page(found.document, chosen, found, links), headers=PUBLIC_HEADERS)

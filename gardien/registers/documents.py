@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from gardien.core.errors import Conflict
 from gardien.registers.schemas import BreachOut, Contact, SettingsIn
 from gardien.registers.service import field_error
-from gardien.registers.texts import AUTHORITIES, COMMUNICATION, FORM_LABELS, Language
+from gardien.registers.texts import AUTHORITIES, COMMUNICATION, FORM_LABELS, Language, authority_name
 
 # Times are shown in the authority's own zone, as its form expects them; stored times stay UTC.
 ZONES = {"cnil": "Europe/Paris", "apd": "Europe/Brussels", "ap": "Europe/Amsterdam"}
@@ -116,7 +116,7 @@ def notification_form(
     return {
         "authority": {
             "code": info.code,
-            "name": info.names.get(lang, next(iter(info.names.values()))),
+            "name": authority_name(authority, lang),
             "channel": info.channel,
         },
         "language": lang,
@@ -143,7 +143,6 @@ def communication(breach: BreachOut, header: SettingsIn | None, lang: Language) 
     words = COMMUNICATION[lang]
     record = breach.record
     authority = header.authority.value if header is not None else "cnil"
-    info = AUTHORITIES[authority]
     dpo = record.dpo_contact or (header.dpo if header is not None else None)
     paragraphs: list[dict[str, str | None]] = [
         {"heading": words["what"], "text": record.description},
@@ -157,7 +156,7 @@ def communication(breach: BreachOut, header: SettingsIn | None, lang: Language) 
         {"heading": words["contact"], "text": f"{words['contact_text']} {_contact(dpo) or ''}".strip()},
         {
             "heading": None,
-            "text": words["complaint"].format(authority=info.names.get(lang, next(iter(info.names.values())))),
+            "text": words["complaint"].format(authority=authority_name(authority, lang)),
         },
     ]
     return {

@@ -85,8 +85,27 @@ class RegisterDpia(_Tracked, Base):
     __table_args__ = (Index("ix_register_dpias_org_id", "org_id", "id"),)
 
 
+class RegisterNotice(Base):
+    """One published version of the privacy notice (Art. 13/14), immutable once written.
+
+    `document` is the RFC 8785 canonical JSON of what was published: the facts taken from the
+    register and the texts rendered in each language, so a version reads the same forever even
+    when Gardien's wording changes later.
+    """
+
+    __tablename__ = "register_notices"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    document: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    published_by: Mapped[str] = mapped_column(String(256))
+
+
 SETTINGS = cast(Table, RegisterSettings.__table__)
 ACTIVITIES = cast(Table, RegisterActivity.__table__)
 PROCESSORS = cast(Table, RegisterProcessor.__table__)
 BREACHES = cast(Table, RegisterBreach.__table__)
 DPIAS = cast(Table, RegisterDpia.__table__)
+NOTICES = cast(Table, RegisterNotice.__table__)

@@ -87,11 +87,26 @@ class Authority(StrEnum):
     AP = "ap"
 
 
+class NoticeSettings(Strict):
+    """What the privacy notice says that the register does not hold (Art. 13(2)(e)–(f))."""
+
+    rights_contact: Text | None = Field(
+        default=None, description="Where people exercise their rights: an e-mail address or a URL"
+    )
+    statutory_requirement: Text | None = Field(
+        default=None, description="Whether providing the data is a statutory or contractual requirement (Art. 13(2)(e))"
+    )
+    automated_decisions: Text | None = Field(
+        default=None, description="Automated decisions and profiling, with their logic (Art. 13(2)(f)); null: none"
+    )
+
+
 class SettingsIn(Strict):
     controller: Contact
     representative: Contact | None = None
     dpo: Contact | None = None
     authority: Authority = Authority.CNIL
+    notice: NoticeSettings = Field(default_factory=NoticeSettings)
 
 
 # Processing activities -------------------------------------------------------------------------
@@ -222,6 +237,10 @@ class ControllerActivity(Strict):
     retention_policy: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
     security_measures: list[SecurityMeasure] = Field(default_factory=list, max_length=7)
     security_description: Text | None = None
+    sources: Labels = Field(
+        default_factory=list,
+        description="Where the data come from when not from the person (Art. 14(2)(f)); empty: from the person",
+    )
 
 
 class ServedController(Strict):
@@ -575,3 +594,52 @@ class Page(BaseModel, Generic[R]):
 
 def dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+# Privacy notices (Art. 13/14) ----------------------------------------------------------------------
+
+
+class NoticeTable(BaseModel):
+    head: list[str]
+    rows: list[list[str]]
+
+
+class NoticeSection(BaseModel):
+    key: str = Field(description="controller, dpo, purposes, data, sources, recipients, transfers, retention, …")
+    title: str
+    paragraphs: list[str]
+    items: list[str]
+    table: NoticeTable | None = None
+    closing: list[str] = Field(default_factory=list)
+    authority: dict[str, str] | None = None
+
+
+class NoticeText(BaseModel):
+    language: Literal["fr", "nl", "en", "de"]
+    title: str
+    intro: str
+    sections: list[NoticeSection]
+
+
+class NoticeVersionSummary(BaseModel):
+    version: int
+    sha256: str = Field(description="SHA-256 of the version's RFC 8785 canonical JSON document (facts and texts)")
+    published_at: datetime
+    published_by: str
+
+
+class NoticeVersionList(BaseModel):
+    versions: list[NoticeVersionSummary]
+
+
+class NoticeOut(BaseModel):
+    version: int | None = Field(description="null for a draft")
+    sha256: str
+    published_at: datetime | None
+    changed: bool = Field(description="Draft: differs from the latest published version (publishing makes a new one)")
+    notice: NoticeText
+    facts: dict[str, Any] = Field(description="What the notice says, taken from the register")
+
+
+class PublicationOut(NoticeVersionSummary):
+    created: bool = Field(description="false: the content had not changed, the latest version stands")

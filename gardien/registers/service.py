@@ -355,11 +355,18 @@ class RegistersService:
         rows, more = self._rows(KIND_ACTIVITY, org_id, cursor, limit, *where)
         return Page[ActivityOut](items=[self._activity_out(row) for row in rows], next_cursor=self._next(rows, more))
 
-    def all_activities(self, org_id: str) -> list[ActivityOut]:
-        """The whole register, for exports."""
+    def all_of(self, org_id: str, kind: Kind[Shape]) -> list[Shape]:
+        """Every entry of one register, for exports and the documents generated from them."""
+        shape = self._shapers[kind.noun]
         with self.runtime.engine.connect() as conn:
-            rows = conn.execute(select(ACTIVITIES).where(ACTIVITIES.c.org_id == org_id).order_by(ACTIVITIES.c.id))
-            return [self._activity_out(row) for row in rows]
+            rows = list(conn.execute(select(kind.table).where(kind.table.c.org_id == org_id).order_by(kind.table.c.id)))
+        return [shape(row) for row in rows]
+
+    def all_activities(self, org_id: str) -> list[ActivityOut]:
+        return self.all_of(org_id, KIND_ACTIVITY)
+
+    def all_processors(self, org_id: str) -> list[ProcessorOut]:
+        return self.all_of(org_id, KIND_PROCESSOR)
 
     # Processors ----------------------------------------------------------------------------------
 

@@ -11,18 +11,27 @@ Language = Literal["fr", "nl", "en", "de"]
 @dataclass(frozen=True)
 class AuthorityInfo:
     code: str
+    # The authority's own languages first: forms and letters fall back to the first one.
     names: dict[str, str]
     # Where a breach is notified. None of the three offers an API: the document is copied into it.
     channel: str
     languages: tuple[Language, ...]
+    # Where a person lodges a complaint (Art. 13(2)(d), 14(2)(e), 77): postal address and web page.
+    address: str
+    complaint_url: str
 
 
 AUTHORITIES = {
     "cnil": AuthorityInfo(
         "cnil",
-        {"fr": "Commission nationale de l'informatique et des libertés (CNIL)"},
+        {
+            "fr": "Commission nationale de l'informatique et des libertés (CNIL)",
+            "en": "French data protection authority, Commission nationale de l'informatique et des libertés (CNIL)",
+        },
         "https://www.cnil.fr/fr/notifier-une-violation-de-donnees-personnelles",
         ("fr",),
+        "3 place de Fontenoy, TSA 80715, 75334 Paris Cedex 07, France",
+        "https://www.cnil.fr/fr/plaintes",
     ),
     "apd": AuthorityInfo(
         "apd",
@@ -30,17 +39,29 @@ AUTHORITIES = {
             "fr": "Autorité de protection des données (APD)",
             "nl": "Gegevensbeschermingsautoriteit (GBA)",
             "de": "Datenschutzbehörde (DSB)",
+            "en": "Belgian Data Protection Authority (APD-GBA)",
         },
         "https://www.autoriteprotectiondonnees.be",
         ("fr", "nl", "de"),
+        "Rue de la Presse 35 / Drukpersstraat 35, 1000 Bruxelles / Brussel, Belgique / België",
+        "https://www.autoriteprotectiondonnees.be/citoyen/agir/introduire-une-plainte",
     ),
     "ap": AuthorityInfo(
         "ap",
         {"nl": "Autoriteit Persoonsgegevens (AP)", "en": "Dutch Data Protection Authority (AP)"},
         "https://www.autoriteitpersoonsgegevens.nl",
         ("nl", "en"),
+        "Postbus 93374, 2509 AJ Den Haag, Nederland",
+        "https://autoriteitpersoonsgegevens.nl/nl/voordat-u-een-klacht-indient",
     ),
 }
+
+
+def authority_name(authority: str, lang: str) -> str:
+    """The authority's name in `lang`, or in its own first language when it has none in `lang`."""
+    names = AUTHORITIES[authority].names
+    return names.get(lang) or next(iter(names.values()))
+
 
 # The notification form's labels: the contents of Art. 33(3) and the fields the CNIL's online
 # service is known to ask (see docs/registers.md for what is and is not verified).
