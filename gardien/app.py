@@ -34,8 +34,10 @@ from gardien.psd2.api import router as psd2_router
 from gardien.psd2.service import ScaAdvisor
 from gardien.registers.api import public_router as registers_public_router
 from gardien.registers.api import router as registers_router
+from gardien.registers.evidence import Evidence
 from gardien.registers.notices import NoticeService
 from gardien.registers.service import RegistersService
+from gardien.registers.sources import find_retention
 from gardien.retention.api import router as retention_router
 from gardien.retention.quotas import QuotaService
 from gardien.retention.service import RetentionService
@@ -175,7 +177,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(retention_router)
     app.include_router(registers_public_router)
     # The generated documents read every capability's figures: wired once all of them exist.
-    app.state.notices = NoticeService(registers, lambda site_key: consent.site_by_key(site_key).org_id)
+    notices = app.state.notices = NoticeService(registers, lambda site_key: consent.site_by_key(site_key).org_id)
+    app.state.evidence = Evidence(
+        registers,
+        notices,
+        consent,
+        rights,
+        retention=lambda: find_retention(getattr(app.state, "retention_facts", None)),
+    )
     app.mount("/console", create_console(ConsoleServices(runtime, ledger, rights, registers, consent, retention)))
     app.include_router(privacy_center_router)
 

@@ -69,7 +69,7 @@ def test_notice_says_what_articles_13_and_14_require(client: TestClient, tokens:
         "L'exécution d'un contrat",
         "éviter les impayés",  # the legitimate interest (13(1)(d))
         "Stripe (sous-traitant, IE)",  # recipients (13(1)(e))
-        "Mailjet (FR): e-mails transactionnels",  # processors
+        "Mailjet (FR) : e-mails transactionnels",  # processors
         "Mailjet Inc. (US)",  # transfer with its safeguard (13(1)(f))
         "cadre de protection des données UE–États-Unis",
         "3 ans après le dernier achat",  # retention (13(2)(a))

@@ -13,6 +13,7 @@ from gardien.core.auth import require
 from gardien.core.roles import Role
 from gardien.core.service import Principal
 from gardien.registers import documents, exports, pia
+from gardien.registers.evidence import Evidence, compliance
 from gardien.registers.notices import NoticeService, notice_out, notice_page
 from gardien.registers.schemas import (
     ActivityIn,
@@ -20,6 +21,7 @@ from gardien.registers.schemas import (
     AlertList,
     BreachIn,
     BreachOut,
+    ComplianceOut,
     DpiaEventSummary,
     DpiaIn,
     DpiaOut,
@@ -75,6 +77,11 @@ def service_of(request: Request) -> RegistersService:
 
 def notices_of(request: Request) -> NoticeService:
     service: NoticeService = request.app.state.notices
+    return service
+
+
+def evidence_of(request: Request) -> Evidence:
+    service: Evidence = request.app.state.evidence
     return service
 
 
@@ -458,3 +465,24 @@ def public_notice(
     pinned = f"&version={version}" if version is not None else ""
     links = [(code, f"?lang={code}{pinned}") for code in found.document["texts"]]
     return HTMLResponse(notice_page(found.document, chosen, found, links), headers=PUBLIC_HEADERS)
+
+
+# Compliance matrix -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/compliance",
+    response_model=ComplianceOut,
+    summary="The compliance matrix, computed now: CONFORME / PARTIEL / ABSENT per article, with evidence",
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}},
+)
+def compliance_matrix(
+    request: Request,
+    lang: Literal["en", "fr"] = "en",
+    format: Literal["json", "html"] = "json",
+    principal: Principal = _requires(COMPLIANCE_READERS),
+) -> Response:
+    answer = compliance(evidence_of(request), principal.org_id, lang)
+    if format == "html":
+        return HTMLResponse(documents.render("compliance.html", answer.model_dump(mode="json")))
+    return JSONResponse(answer.model_dump(mode="json"))

@@ -85,13 +85,15 @@ def _reach(contact: Contact | None) -> str | None:
 
 def _contact_lines(contact: Mapping[str, Any], words: Mapping[str, str]) -> list[str]:
     lines = [str(contact["name"])]
-    lines += [f"{words[key]}: {contact[key]}" for key in ("address", "email", "phone") if contact.get(key)]
+    colon = words["colon"]
+    lines += [f"{words[key]}{colon}{contact[key]}" for key in ("address", "email", "phone") if contact.get(key)]
     return lines
 
 
 def _retention(activity: Mapping[str, Any], words: Mapping[str, str], categories: Mapping[str, str]) -> list[str]:
+    colon = words["colon"]
     lines = [
-        f"{categories[d['category']]}: {d['retention']}" for d in activity["data_categories"] if d.get("retention")
+        f"{categories[d['category']]}{colon}{d['retention']}" for d in activity["data_categories"] if d.get("retention")
     ]
     if activity.get("retention"):
         lines.append(str(activity["retention"]))
@@ -103,6 +105,7 @@ def _retention(activity: Mapping[str, Any], words: Mapping[str, str], categories
 def render(content: Mapping[str, Any], lang: Language) -> dict[str, Any]:
     """The notice in one language: a title, an introduction and sections of paragraphs, items and tables."""
     words = WORDS[lang]
+    colon = words["colon"]
     categories = DATA_CATEGORIES[lang]
     special = SPECIAL_CATEGORIES[lang]
     activities: list[Mapping[str, Any]] = content["activities"]
@@ -139,9 +142,9 @@ def render(content: Mapping[str, Any], lang: Language) -> dict[str, Any]:
         sensitive = [special[c] for c in a["special_categories"]] + ([words["nir"]] if a["nir"] else [])
         if sensitive:
             listed.append(words["special"].format(list=", ".join(sensitive)))
-        data_items.append(f"{a['name']}: " + "; ".join(listed))
+        data_items.append(f"{a['name']}{colon}" + "; ".join(listed))
     add("data", items=data_items)
-    sourced = [f"{a['name']}: {', '.join(a['sources'])}" for a in activities if a["sources"]]
+    sourced = [f"{a['name']}{colon}{', '.join(a['sources'])}" for a in activities if a["sources"]]
     if sourced:
         add("sources", paragraphs=[words["sources_text"]], items=sourced)
     recipients = sorted(
@@ -155,16 +158,16 @@ def render(content: Mapping[str, Any], lang: Language) -> dict[str, Any]:
     if content["processors"]:
         add(
             "processors",
-            items=[f"{p['name']} ({p['country']}): {', '.join(p['services'])}" for p in content["processors"]],
+            items=[f"{p['name']} ({p['country']}){colon}{', '.join(p['services'])}" for p in content["processors"]],
         )
     transfers = [
-        f"{t['recipient']} ({t['country']}) — {words['safeguard']}: {SAFEGUARDS[lang][t['safeguard']]}"
-        + (f" — {words['documentation']}: {t['documentation']}" if t["documentation"] else "")
+        f"{t['recipient']} ({t['country']}) — {words['safeguard']}{colon}{SAFEGUARDS[lang][t['safeguard']]}"
+        + (f" — {words['documentation']}{colon}{t['documentation']}" if t["documentation"] else "")
         for a in activities
         for t in a["transfers"]
     ]
     add("transfers", paragraphs=[] if transfers else [words["no_transfers"]], items=transfers)
-    add("retention", items=[f"{a['name']}: " + "; ".join(_retention(a, words, categories)) for a in activities])
+    add("retention", items=[f"{a['name']}{colon}" + "; ".join(_retention(a, words, categories)) for a in activities])
     rights = ["access", "rectification", "erasure", "restriction", "notification"]
     rights += ["portability"] if bases & PORTABLE else []
     rights += ["objection"] if bases & OBJECTABLE else []

@@ -14,6 +14,7 @@ LANGUAGES: tuple[Language, ...] = ("fr", "nl", "en", "de")
 WORDS: dict[Language, dict[str, str]] = {
     "fr": {
         "title": "Politique de confidentialité",
+        "colon": " : ",
         "intro": "Cette notice explique comment {controller} traite vos données personnelles et quels sont vos "
         "droits, conformément aux articles 13 et 14 du règlement général sur la protection des données (RGPD).",
         "published": "Version {version}, publiée le {date}",
@@ -63,6 +64,7 @@ WORDS: dict[Language, dict[str, str]] = {
     },
     "nl": {
         "title": "Privacyverklaring",
+        "colon": ": ",
         "intro": "Deze verklaring legt uit hoe {controller} uw persoonsgegevens verwerkt en welke rechten u hebt, "
         "volgens de artikelen 13 en 14 van de Algemene verordening gegevensbescherming (AVG).",
         "published": "Versie {version}, gepubliceerd op {date}",
@@ -112,6 +114,7 @@ WORDS: dict[Language, dict[str, str]] = {
     },
     "en": {
         "title": "Privacy notice",
+        "colon": ": ",
         "intro": "This notice explains how {controller} processes your personal data and what your rights are, "
         "under Articles 13 and 14 of the General Data Protection Regulation (GDPR).",
         "published": "Version {version}, published on {date}",
@@ -160,6 +163,7 @@ WORDS: dict[Language, dict[str, str]] = {
     },
     "de": {
         "title": "Datenschutzhinweise",
+        "colon": ": ",
         "intro": "Diese Hinweise erklären, wie {controller} Ihre personenbezogenen Daten verarbeitet und welche "
         "Rechte Sie haben, nach Artikel 13 und 14 der Datenschutz-Grundverordnung (DSGVO).",
         "published": "Fassung {version}, veröffentlicht am {date}",

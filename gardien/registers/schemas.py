@@ -643,3 +643,23 @@ class NoticeOut(BaseModel):
 
 class PublicationOut(NoticeVersionSummary):
     created: bool = Field(description="false: the content had not changed, the latest version stands")
+
+
+# Compliance matrix -------------------------------------------------------------------------------
+
+
+class ComplianceRow(BaseModel):
+    article: str = Field(examples=["28"])
+    title: str
+    status: Literal["CONFORME", "PARTIEL", "ABSENT"]
+    finding: str
+    evidence: dict[str, Any] = Field(description="Counts, dates and ids the status follows from")
+    action: str | None = Field(description="What would change the status; null when CONFORME")
+
+
+class ComplianceOut(BaseModel):
+    organisation: str
+    generated_at: datetime
+    language: Literal["en", "fr"]
+    summary: dict[str, int] = Field(description="Rows per status")
+    rows: list[ComplianceRow]
