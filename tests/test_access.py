@@ -192,6 +192,12 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("PUT", f"{REG}/dpias/{{entry_id}}"): REGISTER_WRITERS,
     ("DELETE", f"{REG}/dpias/{{entry_id}}"): REGISTER_WRITERS,
     ("GET", f"{REG}/dpia-events"): COMPLIANCE_READERS,
+    ("GET", f"{REG}/notices"): COMPLIANCE_READERS,
+    ("POST", f"{REG}/notices"): REGISTER_WRITERS,
+    ("GET", f"{REG}/notices/draft"): COMPLIANCE_READERS,
+    ("GET", f"{REG}/notices/{{version}}"): COMPLIANCE_READERS,
+    ("GET", f"{REG}/compliance"): COMPLIANCE_READERS,
+    ("GET", "/privacy-notice/{ref}"): PUBLIC,
     ("GET", f"{RET}/defaults"): RETENTION_READERS,
     ("GET", f"{RET}/policies"): RETENTION_READERS,
     ("POST", f"{RET}/policies"): RETENTION_WRITERS,
@@ -387,6 +393,7 @@ class World:
         url = url.replace("{decision_id}", self.decision_id).replace("{challenge_id}", self.challenge_id)
         url = url.replace("{quarter}", "2026-Q3").replace("{instrument}", "card").replace("{payer}", "p-1")
         url = url.replace("{site_key}", self.site_key).replace("{consent_id}", self.consent_id)
+        url = url.replace("{ref}", self.site_key)
         url = url.replace("{version}", "1").replace("{user_id}", self.user_id).replace("{key}", "app")
         if "{entry_id}" in url:
             kind = path.removeprefix(f"{REG}/").split("/")[0]
@@ -508,6 +515,8 @@ def world(runtime: Runtime, org: str, tokens: dict[Role, str], client: TestClien
     initial = {"kind": "initial", "sent_at": registers_samples.iso(AWARE + timedelta(hours=70)), "authority": "cnil"}
     notified = client.post(f"{REG}/breaches/{registers['breaches']}/notifications", json=initial, headers=dpo)
     assert notified.status_code == 201, notified.text
+    published = client.post(f"{REG}/notices", headers=dpo)
+    assert published.status_code == 201, published.text
 
     def fresh_policy() -> str:
         created = client.post(f"{RET}/policies", json=RETENTION_POLICY, headers=dpo)
