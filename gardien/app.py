@@ -37,7 +37,7 @@ from gardien.registers.api import router as registers_router
 from gardien.registers.evidence import Evidence
 from gardien.registers.notices import NoticeService
 from gardien.registers.service import RegistersService
-from gardien.registers.sources import find_retention
+from gardien.registers.sources import RetentionReader, find_retention
 from gardien.retention.api import router as retention_router
 from gardien.retention.quotas import QuotaService
 from gardien.retention.service import RetentionService
@@ -177,6 +177,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     app.include_router(retention_router)
     app.include_router(registers_public_router)
     # The generated documents read every capability's figures: wired once all of them exist.
+    app.state.retention_facts = RetentionReader(retention)
     notices = app.state.notices = NoticeService(registers, lambda site_key: consent.site_by_key(site_key).org_id)
     app.state.evidence = Evidence(
         registers,

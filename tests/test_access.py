@@ -197,6 +197,7 @@ MATRIX: dict[tuple[str, str], frozenset[Role] | None] = {
     ("GET", f"{REG}/notices/draft"): COMPLIANCE_READERS,
     ("GET", f"{REG}/notices/{{version}}"): COMPLIANCE_READERS,
     ("GET", f"{REG}/compliance"): COMPLIANCE_READERS,
+    ("GET", f"{REG}/report"): COMPLIANCE_READERS,
     ("GET", "/privacy-notice/{ref}"): PUBLIC,
     ("GET", f"{RET}/defaults"): RETENTION_READERS,
     ("GET", f"{RET}/policies"): RETENTION_READERS,

@@ -5,19 +5,30 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from gardien.core.roles import Role
+from gardien.core.runtime import Runtime
 from gardien.registers import compliance
 from gardien.registers.evidence import Evidence
 from gardien.registers.sources import RetentionPolicyFact, RetentionRunFact, find_retention, retention_installed
+from gardien.retention.jobs import Runner
 from tests import registers_samples as samples
 from tests.conftest import auth
 from tests.consent_samples import sample_notice
+from tests.retention_samples import make_app
 
 BASE = "/api/v1/registers"
+ACCOUNTS_POLICY = {
+    "name": "inactive accounts",
+    "target": {"kind": "table", "map": "app", "table": "app.accounts"},
+    "period": "P2Y",
+    "reference": "last_login",
+    "action": "delete",
+}
 
 
 def ok(response: Any, status: int = 200) -> Any:
@@ -72,7 +83,7 @@ def test_a_blank_organisation(client: TestClient, tokens: dict[Role, str]) -> No
     assert answer["summary"] == {"CONFORME": 3, "PARTIEL": 1, "ABSENT": 7}
     storage = next(r for r in answer["rows"] if r["article"] == "5(1)(e)")
     assert storage["finding"] == "Aucune politique de conservation."
-    assert storage["evidence"] == {"retention_capability": False, "policies": 0}
+    assert storage["evidence"] == {"retention_capability": True, "policies": 0}
     assert storage["action"]
 
 
@@ -274,15 +285,43 @@ class Retention:
         return []
 
 
-def test_art_5_1_e_reads_retention_when_plugged_in(client: TestClient, tokens: dict[Role, str], org: str) -> None:
+def test_art_5_1_e_follows_the_retention_capability(
+    client: TestClient, tokens: dict[Role, str], runtime: Runtime, org: str, tmp_path: Path
+) -> None:
+    dpo = auth(tokens[Role.DPO])
+    activity = ok(client.post(f"{BASE}/activities", json=complete_activity(), headers=dpo), 201)
+    row = rows(client, dpo)["5(1)(e)"]
+    assert (row["status"], row["evidence"]["policies"]) == ("ABSENT", 0)
+    with make_app("sqlite", tmp_path) as host:
+        ok(client.put("/api/v1/datamaps/app", json={"document": host.map_yaml()}, headers=dpo))
+        policy = ok(client.post("/api/v1/retention/policies", json=ACCOUNTS_POLICY, headers=dpo), 201)
+        row = rows(client, dpo)["5(1)(e)"]
+        assert row["status"] == "PARTIEL"
+        assert row["evidence"]["activities_without_policy"] == [activity["id"]]
+        assert row["evidence"]["policies_never_run"] == [policy["id"]]
+        linked = complete_activity(retention_policy=ACCOUNTS_POLICY["name"])  # by name; an id works too
+        ok(client.put(f"{BASE}/activities/{activity['id']}", json=linked, headers=dpo))
+        assert rows(client, dpo)["5(1)(e)"]["evidence"]["activities_without_policy"] == []
+        assert status(client, dpo, "5(1)(e)") == "PARTIEL"  # never run
+        retention = client.app.state.retention  # type: ignore[attr-defined]
+        runner = Runner(runtime, client.app.state.ledger, client.app.state.datamaps)  # type: ignore[attr-defined]
+        row_of = retention.policy_row(org, policy["id"])
+        runner.run_policy(org, row_of, dry_run=True, trigger="manual", actor={"type": "test", "id": "matrix"})
+        assert status(client, dpo, "5(1)(e)") == "PARTIEL"  # a dry run is not a run
+        runner.run_policy(org, row_of, dry_run=False, trigger="manual", actor={"type": "test", "id": "matrix"})
+        row = rows(client, dpo)["5(1)(e)"]
+        assert row["status"] == "CONFORME" and row["evidence"]["last_run_at"] is not None
+
+
+def test_art_5_1_e_through_the_protocol(client: TestClient, tokens: dict[Role, str], org: str) -> None:
+    """Another implementation of the protocol in place of the retention capability's reader."""
     dpo = auth(tokens[Role.DPO])
     linked = ok(
         client.post(f"{BASE}/activities", json=complete_activity(retention_policy="invoices"), headers=dpo), 201
     )
     evidence: Evidence = client.app.state.evidence  # type: ignore[attr-defined]
-    if not retention_installed():
-        assert find_retention(Retention([])) is None
-        assert status(client, dpo, "5(1)(e)") == "ABSENT"
+    assert retention_installed() and find_retention(Retention([])) is not None
+    assert find_retention(object()) is None
     ran = datetime.now(UTC) - timedelta(days=1)
     plugged = Evidence(evidence.registers, evidence.notices, evidence.consent, evidence.rights, lambda: Retention([]))
     assert compliance.storage_limitation(plugged.facts(org)).status is compliance.Status.ABSENT

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from gardien.core.auth import require
 from gardien.core.roles import Role
 from gardien.core.service import Principal
-from gardien.registers import documents, exports, pia
+from gardien.registers import documents, exports, pia, report
 from gardien.registers.evidence import Evidence, compliance
 from gardien.registers.notices import NoticeService, notice_out, notice_page
 from gardien.registers.schemas import (
@@ -34,6 +34,8 @@ from gardien.registers.schemas import (
     ProcessorIn,
     ProcessorOut,
     PublicationOut,
+    ReportDay,
+    ReportOut,
     SettingsIn,
     SettingsOut,
 )
@@ -485,4 +487,37 @@ def compliance_matrix(
     answer = compliance(evidence_of(request), principal.org_id, lang)
     if format == "html":
         return HTMLResponse(documents.render("compliance.html", answer.model_dump(mode="json")))
+    return JSONResponse(answer.model_dump(mode="json"))
+
+
+# Period report -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/report",
+    response_model=ReportOut,
+    summary="The period report: consents, requests, erasures, exports, breaches, retention runs, ledger check",
+    responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}}}},
+)
+def period_report(
+    request: Request,
+    since: Annotated[ReportDay | None, Query(description="first day (UTC); default a year before until")] = None,
+    until: Annotated[ReportDay | None, Query(description="last day (UTC), inclusive; default today")] = None,
+    lang: Literal["en", "fr"] = "en",
+    format: Literal["json", "html", "pdf"] = "json",
+    principal: Principal = _requires(COMPLIANCE_READERS),
+) -> Response:
+    evidence = evidence_of(request)
+    first, last = report.period_bounds(since, until, evidence.now().date())
+    answer = report.build(evidence, principal.org_id, first, last, lang, principal.as_actor())
+    report.record_generation(evidence, principal.org_id, answer, format, principal.as_actor())
+    if format == "pdf":
+        filename = f"report-{first}-{last}.pdf"
+        return Response(
+            report.pdf(answer),
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    if format == "html":
+        return HTMLResponse(report.html(answer))
     return JSONResponse(answer.model_dump(mode="json"))

@@ -159,13 +159,14 @@ def storage_limitation(facts: Facts) -> Verdict:
                 "Définir des politiques de conservation et y rattacher chaque traitement (retention_policy).",
             ),
         )
-    keys = {p.key for p in facts.retention}
+    # An activity names its policy by id or by name.
+    keys = {p.key for p in facts.retention} | {p.name for p in facts.retention if p.name}
     unlinked = [i for i, r in facts.controller if r.retention_policy is None]
     unknown = sorted({r.retention_policy for _, r in facts.controller if r.retention_policy} - keys)
     never_run = sorted(p.key for p in facts.retention if p.last_run_at is None)
     failed = sorted(p.key for p in facts.retention if p.last_run_ok is False)
     evidence = {
-        "policies": len(keys),
+        "policies": len(facts.retention),
         "activities_without_policy": unlinked,
         "unknown_policy_keys": unknown,
         "policies_never_run": never_run,

@@ -1,4 +1,5 @@
-"""The record of processing activities as a file: JSON, CSV, XLSX with the CNIL template's columns, HTML.
+"""The record of processing activities as a file: JSON, CSV, XLSX or ODS with the CNIL template's
+columns, printable HTML and PDF.
 
 One row per activity. The spreadsheet's column titles follow the CNIL template's "fiche" (see
 docs/registers.md); processor activities (Art. 30(2)) get a sheet of their own.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -18,6 +21,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font
 
 from gardien.registers.documents import render
+from gardien.registers.pdf import Document
 from gardien.registers.schemas import (
     ActivityOut,
     Contact,
@@ -30,12 +34,23 @@ from gardien.registers.schemas import (
 )
 from gardien.registers.texts import in_french as fr
 
-ExportFormat = Literal["json", "csv", "xlsx", "html"]
+ExportFormat = Literal["json", "csv", "xlsx", "ods", "html", "pdf"]
+ODS_MEDIA_TYPE = "application/vnd.oasis.opendocument.spreadsheet"
 MEDIA_TYPES: dict[str, str] = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "ods": ODS_MEDIA_TYPE,
     "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+}
+CONTROLLER_SHEET = "Registre (art. 30.1)"
+PROCESSOR_SHEET = "Sous-traitant (art. 30.2)"
+ODF = {
+    "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+    "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+    "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    "manifest": "urn:oasis:names:tc:opendocument:xmlns:manifest:1.0",
 }
 
 # A cell that starts with one of these is run as a formula by spreadsheet programs (CSV injection).
@@ -123,6 +138,7 @@ CONTROLLER_COLUMNS: list[Column] = [
     ),
 ]
 
+Fiche = tuple[ActivityOut, list[tuple[str, str]]]
 ProcessorColumn = tuple[str, str, Callable[[ActivityOut, ProcessorActivity], str]]
 
 PROCESSOR_COLUMNS: list[ProcessorColumn] = [
@@ -199,10 +215,10 @@ def to_xlsx(entries: Sequence[ActivityOut], header: SettingsIn | None) -> bytes:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
-    sheet.title = "Registre (art. 30.1)"
+    sheet.title = CONTROLLER_SHEET
     _fill(sheet, [label for _, label, _ in CONTROLLER_COLUMNS], controller_rows(entries, header))
     _fill(
-        book.create_sheet("Sous-traitant (art. 30.2)"),
+        book.create_sheet(PROCESSOR_SHEET),
         [label for _, label, _ in PROCESSOR_COLUMNS],
         processor_rows(entries),
     )
@@ -229,7 +245,54 @@ def _fill(sheet: Any, titles: list[str], rows: list[list[str]]) -> None:
     sheet.freeze_panes = "A2"
 
 
-def to_html(entries: Sequence[ActivityOut], header: SettingsIn | None, generated_at: datetime) -> str:
+def _ods_sheet(spreadsheet: ET.Element, name: str, titles: list[str], rows: list[list[str]]) -> None:
+    table = ET.SubElement(spreadsheet, _odf("table", "table"), {_odf("table", "name"): name})
+    ET.SubElement(table, _odf("table", "table-column"), {_odf("table", "number-columns-repeated"): str(len(titles))})
+    for values in [titles, *rows]:
+        row = ET.SubElement(table, _odf("table", "table-row"))
+        for value in values:
+            cell = ET.SubElement(row, _odf("table", "table-cell"), {_odf("office", "value-type"): "string"})
+            # One paragraph per line: how ODS keeps line breaks inside a cell.
+            for line in ILLEGAL_CHARACTERS_RE.sub("\ufffd", value).split("\n"):
+                ET.SubElement(cell, _odf("text", "p")).text = line
+
+
+def _odf(prefix: str, name: str) -> str:
+    return f"{{{ODF[prefix]}}}{name}"
+
+
+def to_ods(entries: Sequence[ActivityOut], header: SettingsIn | None) -> bytes:
+    """The same two sheets as the XLSX, as an OpenDocument spreadsheet (ODF 1.2), written directly."""
+    for prefix, uri in ODF.items():
+        ET.register_namespace(prefix, uri)
+    content = ET.Element(_odf("office", "document-content"), {_odf("office", "version"): "1.2"})
+    spreadsheet = ET.SubElement(ET.SubElement(content, _odf("office", "body")), _odf("office", "spreadsheet"))
+    _ods_sheet(
+        spreadsheet, CONTROLLER_SHEET, [label for _, label, _ in CONTROLLER_COLUMNS], controller_rows(entries, header)
+    )
+    _ods_sheet(spreadsheet, PROCESSOR_SHEET, [label for _, label, _ in PROCESSOR_COLUMNS], processor_rows(entries))
+    manifest = ET.Element(_odf("manifest", "manifest"), {_odf("manifest", "version"): "1.2"})
+    for path, media in (("/", ODS_MEDIA_TYPE), ("content.xml", "text/xml")):
+        ET.SubElement(
+            manifest,
+            _odf("manifest", "file-entry"),
+            {_odf("manifest", "full-path"): path, _odf("manifest", "media-type"): media},
+        )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as package:
+        # ODF 1.2 §3.3: the media type first, stored uncompressed, so that tools recognise the file.
+        package.writestr(zipfile.ZipInfo("mimetype"), ODS_MEDIA_TYPE, compress_type=zipfile.ZIP_STORED)
+        package.writestr(
+            "content.xml", ET.tostring(content, xml_declaration=True, encoding="utf-8"), zipfile.ZIP_DEFLATED
+        )
+        package.writestr(
+            "META-INF/manifest.xml", ET.tostring(manifest, xml_declaration=True, encoding="utf-8"), zipfile.ZIP_DEFLATED
+        )
+    return out.getvalue()
+
+
+def _fiches(entries: Sequence[ActivityOut], header: SettingsIn | None) -> tuple[list[Fiche], list[Fiche]]:
+    """Each activity with its (label, value) pairs: controller ones, then processor ones."""
     controller = [
         (e, [(label, get(e, e.record, header)) for _, label, get in CONTROLLER_COLUMNS])
         for e in entries
@@ -240,6 +303,37 @@ def to_html(entries: Sequence[ActivityOut], header: SettingsIn | None, generated
         for e in entries
         if isinstance(e.record, ProcessorActivity)
     ]
+    return controller, processor
+
+
+def to_pdf(entries: Sequence[ActivityOut], header: SettingsIn | None, generated_at: datetime) -> bytes:
+    """The printable register as a PDF: the header, then one fiche per activity, as in the HTML."""
+    controller, processor = _fiches(entries, header)
+    doc = Document(
+        "Registre des activités de traitement", f"Article 30 du RGPD — édité le {generated_at:%Y-%m-%d %H:%M} UTC"
+    )
+    if header is not None:
+        doc.pairs(
+            [
+                ("Responsable du traitement", _contact(header.controller)),
+                ("Représentant", _contact(header.representative)),
+                ("Délégué à la protection des données", _contact(header.dpo)),
+            ]
+        )
+    doc.heading(f"Activités de traitement ({len(controller)})")
+    for entry, fields in controller:
+        doc.heading(entry.record.name)
+        doc.pairs(fields)
+    if processor:
+        doc.heading("Traitements effectués en qualité de sous-traitant (article 30.2)")
+        for entry, fields in processor:
+            doc.heading(entry.record.name)
+            doc.pairs(fields)
+    return doc.bytes()
+
+
+def to_html(entries: Sequence[ActivityOut], header: SettingsIn | None, generated_at: datetime) -> str:
+    controller, processor = _fiches(entries, header)
     return render(
         "register.html",
         {
@@ -259,4 +353,8 @@ def export(entries: Sequence[ActivityOut], header: SettingsIn | None, fmt: Expor
         return to_csv(entries, header)
     if fmt == "xlsx":
         return to_xlsx(entries, header)
+    if fmt == "ods":
+        return to_ods(entries, header)
+    if fmt == "pdf":
+        return to_pdf(entries, header, now)
     return to_html(entries, header, now).encode()

@@ -32,6 +32,15 @@ def _plausible(moment: datetime) -> datetime:
 
 Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
 
+
+def _plausible_day(day: date) -> date:
+    if not EARLIEST.date() <= day <= LATEST.date():
+        raise ValueError("must be between 1970 and 2999")
+    return day
+
+
+ReportDay = Annotated[date, AfterValidator(_plausible_day)]
+
 # EU member states, and Iceland, Liechtenstein and Norway (EEA Agreement): no transfer tool needed.
 EEA = frozenset(
     {
@@ -663,3 +672,95 @@ class ComplianceOut(BaseModel):
     language: Literal["en", "fr"]
     summary: dict[str, int] = Field(description="Rows per status")
     rows: list[ComplianceRow]
+
+
+# Period report -----------------------------------------------------------------------------------
+
+
+class PurposeChoices(BaseModel):
+    purpose: str
+    granted: int
+    denied: int
+
+
+class MonthConsents(BaseModel):
+    month: str = Field(description="YYYY-MM")
+    given: int
+    withdrawn: int
+
+
+class ConsentFigures(BaseModel):
+    given: int = Field(description="Consent events that granted a purpose (CONSENT_GRANTED)")
+    withdrawn: int = Field(description="Consent events that withdrew a purpose (CONSENT_REVOKED)")
+    choices_granted: int = Field(description="Choices per non-essential purpose: granted")
+    choices_denied: int
+    by_purpose: list[PurposeChoices]
+    by_month: list[MonthConsents]
+
+
+class RequestTypeFigures(BaseModel):
+    type: str
+    received: int = Field(description="Received during the period")
+    answered: int = Field(description="Completed or rejected during the period")
+    answered_in_time: int = Field(description="Of those, closed on or before their due day")
+    share_in_time: float | None
+
+
+class RequestFigures(BaseModel):
+    received: int
+    answered: int
+    answered_in_time: int
+    share_in_time: float | None
+    extended: int = Field(description="Received during the period and extended (Art. 12(3))")
+    overdue_now: int = Field(description="Open and past their due day when the report was generated")
+    by_type: list[RequestTypeFigures]
+
+
+class ActionFigures(BaseModel):
+    requests_completed: int = Field(description="Erasure (or access and portability) requests completed in the period")
+    ledger_events: int = Field(description="Ledger events tagged DATA_DELETION (or DATA_EXPORT) in the period")
+
+
+class BreachFigures(BaseModel):
+    recorded: int = Field(description="Breaches the controller became aware of during the period")
+    high_risk: int
+    notification_not_required: int
+    notified_in_time: int
+    notified_late: int
+    not_notified_overdue: int
+    clock_running: int
+    people_informed: int
+    subjects_approx: int
+
+
+class RetentionFigures(BaseModel):
+    available: bool = Field(description="false: the retention capability is not installed or not plugged in")
+    runs: int
+    succeeded: int
+    failed: int
+    records_affected: int
+
+
+class LedgerFigures(BaseModel):
+    status: Literal["ok", "tampered", "unverifiable"]
+    verified_at: datetime
+    size: int
+    events_checked: int
+    checkpoints_checked: int
+    first_broken_seq: int | None
+
+
+class ReportOut(BaseModel):
+    organisation: str
+    generated_at: datetime
+    language: Literal["en", "fr"]
+    since: date = Field(description="First day, UTC")
+    until: date = Field(description="Last day, UTC, inclusive")
+    consent: ConsentFigures
+    requests: RequestFigures
+    erasures: ActionFigures
+    exports: ActionFigures
+    breaches: BreachFigures
+    retention: RetentionFigures
+    ledger: LedgerFigures
+    dpia_events: dict[str, int] = Field(description="Ledger events per DPIA event type in the period")
