@@ -1,7 +1,7 @@
 """registers: published privacy notice versions
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0007
 Create Date: 2026-12-05 07:15:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import gardien.core.db
 
 revision = "0009"
-down_revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
