@@ -36,6 +36,7 @@ from gardien.audit.service import SYSTEM_ACTOR, Ledger, capability_event
 from gardien.audit.writer import BatchWork, Work
 from gardien.consent import proof, rules
 from gardien.consent.models import DAILY, EVENTS, NOTICES, SETTINGS, STATES
+from gardien.consent.purge import user_ref
 from gardien.consent.rules import GRANTED, NOT_GIVEN, Method, Status
 from gardien.consent.schemas import (
     CheckOut,
@@ -256,7 +257,7 @@ class ConsentService:
         ids stay findable after a rotation.
         """
         key = self._key()
-        return key.digest(b"consent-user\0" + user_id.encode()).hex(), key.kid
+        return user_ref(key, user_id), key.kid
 
     # Settings and notices, cached ------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Policies over Gardien's own stores; for the ledger, archive-then-purge of its sealed prefix.
+"""Policies over Gardien's own stores: the ledger's archive-then-purge of its sealed prefix, exports, and the
+consents and requests stores through `gardien.retention.stores`.
 
 The ledger's part (bundle format, purge manifest, the one permitted DELETE) lives in
 `gardien.audit.archive`; this module decides when, records the run and its audit events.
@@ -14,22 +15,25 @@ from gardien.audit.service import capability_event
 from gardien.audit.signing import checkpoint_signer
 from gardien.core.ids import new_id
 from gardien.retention.schemas import PolicyIn, StoreTarget
+from gardien.retention.stores import STORES, run_own_store
 
 if TYPE_CHECKING:
-    from gardien.retention.jobs import RunContext, Runner
+    from gardien.retention.jobs import Progress, RunContext, Runner
 
 TABLE = "ledger"
 
 
 def run_store_policy(
-    runner: Runner, ctx: RunContext, policy_row: Mapping[str, Any], policy: PolicyIn, actor: Mapping[str, Any]
+    runner: Runner,
+    ctx: RunContext,
+    policy_row: Mapping[str, Any],
+    policy: PolicyIn,
+    actor: Mapping[str, Any],
+    progress: Progress | None = None,
 ) -> str:
-    """Archive-then-purge the ledger's prefix older than the run's cutoff (or count it, dry)."""
+    """A policy on one of Gardien's stores; for the ledger, archive-then-purge its prefix older than the cutoff."""
     assert isinstance(policy.target, StoreTarget)
     store = policy.target.store
-    if store not in ("ledger", "exports"):
-        ctx.errors.append(f"{store}: policies on this store do not run yet")
-        return runner.finish(ctx, policy_row, policy, [], actor, "failed")
     org_id = ctx.org_id
     hold = runner.store_hold(org_id, store)
     if hold is not None:
@@ -38,6 +42,8 @@ def run_store_policy(
         return runner.finish(ctx, policy_row, policy, [], actor, "suspended")
     if store == "exports":
         return _expire_exports(runner, ctx, policy_row, policy, actor)
+    if store in STORES:
+        return run_own_store(runner, ctx, policy_row, policy, actor, STORES[store], progress)
     engine = runner.runtime.engine
     with engine.connect() as conn:
         pending = ledger_archive.unpurged(conn, org_id)

@@ -181,7 +181,7 @@ class Runner:
 
     # --- planning ---------------------------------------------------------------------------------
 
-    def _holds(self, org_id: str) -> list[Mapping[str, Any]]:
+    def active_holds(self, org_id: str) -> list[Mapping[str, Any]]:
         with self.runtime.engine.connect() as conn:
             return [
                 dict(r._mapping)
@@ -211,7 +211,7 @@ class Runner:
         target = policy.target
         if isinstance(target, StoreTarget):
             return []
-        holds = self._holds(org_id)
+        holds = self.active_holds(org_id)
         org_hold = next((h for h in holds if h["scope"] == "organisation"), None)
         works = []
         for map_key, stores, qualified in self._map_tables(org_id, target):
@@ -466,7 +466,7 @@ class Runner:
         if isinstance(policy.target, StoreTarget):
             from gardien.retention.archive import run_store_policy
 
-            return run_store_policy(self, ctx, policy_row, policy, actor)
+            return run_store_policy(self, ctx, policy_row, policy, actor, progress)
         state: dict[str, Any] = orjson.loads(policy_row["state"] or "{}")
         try:
             works = self.plan(org_id, policy, state)
@@ -497,7 +497,7 @@ class Runner:
 
     def store_hold(self, org_id: str, store: str) -> str | None:
         """Why a hold suspends policies on one of Gardien's stores, or None."""
-        for hold in self._holds(org_id):
+        for hold in self.active_holds(org_id):
             if hold["scope"] == "organisation" or (hold["scope"] == "table" and hold["target"] == store):
                 return f"legal hold {hold['id']} ({hold['owner']}): {hold['reason'][:200]}"
         return None

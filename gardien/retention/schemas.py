@@ -21,8 +21,10 @@ CATEGORY = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
 PERIOD = re.compile(r"^P(?:(\d{1,3})Y)?(?:(\d{1,4})M)?(?:(\d{1,5})D)?$")
 STORES = ("ledger", "consents", "requests", "exports")
 # What each of Gardien's own stores counts its period from, and what a policy may do with it.
-STORE_REFERENCE = {"ledger": "recorded_at", "consents": "expires_at", "requests": "closed_at", "exports": "created_at"}
-STORE_ACTIONS = {"ledger": ("archive",), "consents": ("delete",), "requests": ("delete",), "exports": ("delete",)}
+# `ended_at` is not a column: a consent event ends when it expires or is replaced (gardien.consent.purge).
+# Requests are anonymised, never deleted: the period reports and Art. 12 statistics still count them.
+STORE_REFERENCE = {"ledger": "recorded_at", "consents": "ended_at", "requests": "closed_at", "exports": "created_at"}
+STORE_ACTIONS = {"ledger": ("archive",), "consents": ("delete",), "requests": ("anonymise",), "exports": ("delete",)}
 
 Text = Annotated[str, Field(max_length=4000, pattern=NO_NUL)]
 Label = Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]

@@ -181,7 +181,13 @@ class RequestOut(BaseModel):
     status: Status
     extended: bool
     extension_reason: str | None
-    email: str = Field(description="In clear for dpo and admin keys, masked for the others.")
+    email: str = Field(
+        description="In clear for dpo and admin keys, masked for the others; empty once the request is anonymised."
+    )
+    anonymised: bool = Field(
+        default=False,
+        description="A retention policy removed the requester's contact data; the request's skeleton stays.",
+    )
     locale: Locale
     source: str
     received_at: datetime

@@ -38,6 +38,7 @@ from gardien.core.keyring import HmacKey
 from gardien.core.models import Organisation
 from gardien.core.runtime import Runtime
 from gardien.rights import deadlines, texts
+from gardien.rights.anonymise import is_anonymised
 from gardien.rights.execution import Executor
 from gardien.rights.mail import Mailer, MailUnavailable
 from gardien.rights.models import BLOCKS, CODES, EXECUTIONS, HISTORY, REQUESTS, SETTINGS
@@ -453,6 +454,8 @@ class RightsService:
         return deadlines.receipt_day(self.clock(), org.country)
 
     def _unseal(self, row: Row[Any]) -> Identities:
+        if is_anonymised(row.subject_ref):
+            return Identities(email="")
         return unseal(self.runtime.keyring, row.org_id, row.id, row.sealed, row.enc_kid)
 
     def _out(
@@ -484,7 +487,8 @@ class RightsService:
             status=status,
             extended=row.extended,
             extension_reason=row.extension_reason,
-            email=identities.email if reveal else mask_email(identities.email),
+            email=identities.email if reveal or not identities.email else mask_email(identities.email),
+            anonymised=is_anonymised(row.subject_ref),
             locale=row.locale,
             source=row.source,
             received_at=row.received_at,
