@@ -27,6 +27,7 @@ from gardien.retention.jobs import Runner
 from gardien.retention.models import RUNS
 from gardien.retention.schemas import HoldIn, IdentityIn, PolicyIn
 from gardien.retention.service import RetentionService
+from tests.retention_samples import EVENTS as EVENTS_ROWS
 from tests.retention_samples import NOW, App, app_fixture, context_of, make_app  # noqa: F401
 
 ACTOR = {"type": "user", "id": "dpo-1", "display": "DPO"}
@@ -407,3 +408,91 @@ def test_a_policy_on_a_map_that_does_not_exist_fails_and_is_not_left_running(
     run = _run(runner, service, org, policy.id, dry_run=False)
     assert run.status == "failed" and "nowhere" in run.errors[0]
     assert not runner.has_interrupted(org, policy.id)
+
+
+def _anonymise_events() -> PolicyIn:
+    return _policy(
+        name="events after 90 days",
+        target={"kind": "table", "map": "app", "table": "app.events"},
+        period="P90D",
+        reference="created",
+        action="anonymise",
+    )
+
+
+def test_a_retention_hold_suspends_an_anonymise_policy_too(
+    runtime: Runtime, ledger: Ledger, org: str, tmp_path: Path
+) -> None:
+    service, runner, maps = _tools(runtime, ledger)
+    with make_app("sqlite", tmp_path) as app:
+        maps.register(org, "app", app.map_yaml(), ACTOR)
+        policy = service.create_policy(org, _anonymise_events(), ACTOR)
+        before = app.rows(app.events)
+        expected = _older_than(app, "created", "events", 90)
+        for hold in (
+            HoldIn(scope="organisation", reason="CNIL inspection", owner="Legal"),
+            HoldIn(scope="table", target="app.events", reason="litigation", owner="Legal"),
+        ):
+            placed = service.create_hold(org, hold, ACTOR)
+            run = _run(runner, service, org, policy.id, dry_run=False)
+            assert run.status == "suspended" and hold.reason in run.errors[0]
+            assert app.rows(app.events) == before
+            service.release_hold(org, placed.id, ACTOR)
+
+        # A subject's hold keeps that person's rows as they are; the first run after it ends does them.
+        subject = service.create_hold(
+            org,
+            HoldIn(
+                scope="subject",
+                target="app",
+                identity=IdentityIn(type="email", value="user250@example.org"),
+                reason="dispute with this customer",
+                owner="Claims",
+            ),
+            ACTOR,
+        )
+        run = _run(runner, service, org, policy.id, dry_run=False)
+        assert run.counts["app.events"] == {"matched": expected - 1, "held": 1, "anonymised": expected - 1}
+        held = next(r for r in app.rows(app.events) if r["id"] == 250)
+        assert held == next(r for r in before if r["id"] == 250)
+        service.release_hold(org, subject.id, ACTOR)
+        after = _run(runner, service, org, policy.id, dry_run=False)
+        assert after.counts["app.events"]["anonymised"] == 1
+        assert next(r for r in app.rows(app.events) if r["id"] == 250)["ip"] == "192.0.2.0"
+
+
+@pytest.mark.parametrize("until", ["years", "forever"])
+def test_a_data_map_hold_stops_deletion_but_not_anonymisation(
+    runtime: Runtime, ledger: Ledger, org: str, tmp_path: Path, until: str
+) -> None:
+    """Invoices kept ten years (Code de commerce L123-22): never deleted before, anonymised after 90 days."""
+    service, runner, maps = _tools(runtime, ledger)
+    with make_app("sqlite", tmp_path) as app:
+        bound = "years: 10, since: created" if until == "years" else "basis: legal_obligation"
+        hold = f"      hold: {{reason: invoices kept ten years, {bound}}}\n"
+        maps.register(org, "app", app.map_yaml().replace("    app.events:\n", "    app.events:\n" + hold), ACTOR)
+        expected = _older_than(app, "created", "events", 90)
+        assert expected > 0
+        delete = service.create_policy(
+            org,
+            _policy(
+                name="delete events",
+                target={"kind": "table", "map": "app", "table": "app.events"},
+                period="P90D",
+                reference="created",
+            ),
+            ACTOR,
+        )
+        refused = _run(runner, service, org, delete.id, dry_run=False)
+        if until == "years":  # every row is younger than ten years: all held, none deleted
+            assert refused.counts["app.events"] == {"matched": 0, "held": expected, "deleted": 0}
+        else:
+            assert "held by the data map" in refused.errors[0]
+        assert app.count(app.events) == EVENTS_ROWS
+
+        anonymise = service.create_policy(org, _anonymise_events(), ACTOR)
+        done = _run(runner, service, org, anonymise.id, dry_run=False)
+        assert done.status == "completed", done.errors
+        assert done.counts["app.events"] == {"matched": expected, "held": 0, "anonymised": expected}
+        assert app.count(app.events) == EVENTS_ROWS
+        assert app.count(app.events, "ip LIKE '%.0'") >= expected
