@@ -18,16 +18,23 @@ from tests.conftest import auth, make_key
 
 RET = "/api/v1/retention"
 
-# Issue 6 (the project's reference for these figures): "account data 2 years after last activity,
-# health data 3 years, audit trail 6 years (7 for financial / ACPR and accounting), technical logs
-# 13 months". Written out here, not read from the code.
+# The figures from their sources, not from the code:
+# - account: CNIL good practice, an account left inactive two years is deleted (regulator);
+# - health: no statute for application health data, Gardien's three years (choice);
+# - audit: six years, as LPF art. L102 B keeps tax records (choice anchored on a statute);
+# - audit-financial: MiFID II art. 16(7), five years, up to seven at the competent authority's request (law);
+# - accounting: ten years, Code de commerce art. L123-22 (France), CIR 92 art. 315 since the law of
+#   20 November 2022 (Belgium) (law);
+# - consent-proof: five years after the consent ends, Code civil art. 2224 limitation (choice);
+# - technical-logs: CNIL recommendation 2021-122 on logging, six months to one year (regulator).
 REFERENCE = {
-    "account": relativedelta(years=2),
-    "health": relativedelta(years=3),
-    "audit": relativedelta(years=6),
-    "audit-financial": relativedelta(years=7),
-    "accounting": relativedelta(years=7),
-    "technical-logs": relativedelta(months=13),
+    "account": (relativedelta(years=2), "regulator"),
+    "health": (relativedelta(years=3), "choice"),
+    "audit": (relativedelta(years=6), "choice"),
+    "audit-financial": (relativedelta(years=7), "law"),
+    "accounting": (relativedelta(years=10), "law"),
+    "consent-proof": (relativedelta(years=5), "choice"),
+    "technical-logs": (relativedelta(years=1), "regulator"),
 }
 
 POLICY: dict[str, Any] = {
@@ -54,9 +61,9 @@ def test_defaults_match_the_reference_and_cite_a_source(client: TestClient, toke
     answer = client.get(f"{RET}/defaults", headers=auth(tokens[Role.AUDITOR]))
     assert answer.status_code == 200, answer.text
     items = {d["key"]: d for d in answer.json()["items"]}
-    for key, period in REFERENCE.items():
-        assert parse_period(items[key]["period"]) == period, key
-    assert {"consent-proof"} <= items.keys()
+    assert items.keys() == REFERENCE.keys()
+    for key, (period, kind) in REFERENCE.items():
+        assert (parse_period(items[key]["period"]), items[key]["kind"]) == (period, kind), key
     assert all(len(d["source"]) > 40 for d in items.values())
     assert items["audit"]["action"] == items["audit-financial"]["action"] == "archive"
 

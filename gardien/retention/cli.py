@@ -116,7 +116,7 @@ def defaults() -> None:
 
     for item in DEFAULTS:
         typer.secho(f"{item.key}: {item.title} — {item.period} from {item.reference}, {item.action}", bold=True)
-        typer.echo(f"  {item.source}")
+        typer.echo(f"  [{KINDS[item.kind]}] {item.source}")
 
 
 @retention.command("list")
@@ -134,6 +134,7 @@ def list_policies(org: OrgOption = None) -> None:
     runtime.close()
 
 
+KINDS = {"law": "legal obligation", "regulator": "regulator's good practice", "choice": "Gardien's choice"}
 AGE = re.compile(r"^(\d{1,5})([dmy])$")
 
 

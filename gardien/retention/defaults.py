@@ -2,12 +2,20 @@
 
 They are starting points for a DPO, not legal advice: `GET /api/v1/retention/defaults` and
 `gardien retention defaults` list them, and a policy made from one keeps its period, legal basis
-and source as its note. Where a figure is a convention rather than a rule of law, the source says so.
+and source as its note. Each says what kind of figure it is:
+
+- `law`: a statute sets this period for this kind of data;
+- `regulator`: a supervisory authority's recommendation or good practice (CNIL), not binding, but
+  what an inspection measures against;
+- `choice`: Gardien's choice, anchored on a statute that does not itself govern this data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["law", "regulator", "choice"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,7 @@ class Default:
     reference: str  # what the period is counted from
     action: str
     legal_basis: str
+    kind: Kind
     source: str
 
 
@@ -29,10 +38,12 @@ DEFAULTS: tuple[Default, ...] = (
         reference="last activity (last login, last order)",
         action="delete",
         legal_basis="contract",
+        kind="regulator",
         source=(
-            "CNIL, guide « Les durées de conservation » and référentiel « gestion commerciale » "
-            "(délibération 2021-131): an account left inactive is deleted after two years; the same "
-            "practice is followed by the Belgian APD/GBA. A convention of the regulators, not a statute."
+            "CNIL good practice on retention periods: an account the user created is deleted after two "
+            "years of inactivity, once the user has been told. Not a statute. For customer data used for "
+            "prospecting, the CNIL's commercial-management référentiel (délibération 2021-131) allows up "
+            "to three years after the last contact."
         ),
     ),
     Default(
@@ -42,10 +53,12 @@ DEFAULTS: tuple[Default, ...] = (
         reference="last contact",
         action="delete",
         legal_basis="explicit_consent",
+        kind="choice",
         source=(
-            "Gardien's default for health data collected by an application (wellness, appointments). "
-            "Medical records have longer statutory periods (France: 20 years, Code de la santé publique "
-            "R1112-7; Belgium: 30 years, loi du 22 avril 2019): check the rule of your sector first."
+            "Gardien's choice for health data an application collects (wellness, appointments): no statute "
+            "or regulator sets a period for it. Medical records have statutory periods (France: 20 years, "
+            "Code de la santé publique art. R1112-7; Belgium: 30 years, loi du 22 avril 2019): check the "
+            "rule of your sector first."
         ),
     ),
     Default(
@@ -55,60 +68,70 @@ DEFAULTS: tuple[Default, ...] = (
         reference="recorded_at",
         action="archive",
         legal_basis="legal_obligation",
+        kind="choice",
         source=(
-            "France: the tax authority's right of inspection runs for six years (Livre des procédures "
-            "fiscales, art. L102 B); the audit trail proving how the data was processed is kept as long."
+            "Gardien's choice, anchored on France's Livre des procédures fiscales art. L102 B: the books, "
+            "registers and documents open to the tax authority's rights of communication, inquiry and "
+            "control are kept six years from the last operation they record. No statute sets a period "
+            "for a GDPR audit trail as such."
         ),
     ),
     Default(
         key="audit-financial",
-        title="Audit trail of a financial institution (ACPR supervision)",
+        title="Audit trail of an investment firm or other supervised financial institution",
         period="P7Y",
         reference="recorded_at",
         action="archive",
         legal_basis="legal_obligation",
+        kind="law",
         source=(
-            "Seven years of traceability, as expected of institutions under ACPR supervision "
-            "(Gardien's DESIGN; check the figure against your own supervisory requirements)."
+            "MiFID II (Directive 2014/65/EU) art. 16(7): records of services and transactions are kept "
+            "five years and, where the competent authority (AMF, ACPR, FSMA) requests it, up to seven. "
+            "Anti-money-laundering records: five years (Directive 2015/849 art. 40; France, Code "
+            "monétaire et financier L561-12). Check your own supervisory requirements."
         ),
     ),
     Default(
         key="accounting",
         title="Accounting records",
-        period="P7Y",
+        period="P10Y",
         reference="end of the financial year",
         action="delete",
         legal_basis="legal_obligation",
+        kind="law",
         source=(
-            "Belgium: seven years from 1 January of the year after the financial year closes "
-            "(Code de droit économique, art. III.86). France keeps accounting documents ten years "
-            "(Code de commerce, art. L123-22): raise the period for French entities."
+            "France: ten years from the close of the financial year (Code de commerce art. L123-22). "
+            "Belgium: seven years under the Code de droit économique (art. III.86 supporting documents, "
+            "III.88 books), but ten years for tax since the law of 20 November 2022 (CIR 92 art. 315, "
+            "Code TVA art. 60), so ten years in practice."
         ),
     ),
     Default(
         key="consent-proof",
         title="Proofs of consent",
         period="P5Y",
-        reference="end of the consent (withdrawal or expiry)",
+        reference="end of the consent (replaced by a later choice, withdrawn or expired)",
         action="delete",
         legal_basis="legal_obligation",
+        kind="choice",
         source=(
-            "GDPR Art. 7(1) asks the controller to demonstrate consent; Gardien keeps the proof for the "
-            "five-year civil limitation period (France, Code civil art. 2224) after the consent ends. "
-            "Gardien's choice, to be confirmed by the DPO."
+            "GDPR Art. 7(1) asks the controller to be able to demonstrate consent, without a period; "
+            "Gardien keeps the proof for the five-year civil limitation period (France, Code civil "
+            "art. 2224) after the consent ends. Gardien's choice, to be confirmed by the DPO."
         ),
     ),
     Default(
         key="technical-logs",
         title="Technical logs (connections, access logs)",
-        period="P13M",
+        period="P1Y",
         reference="time of the log line",
         action="delete",
         legal_basis="legitimate_interests",
+        kind="regulator",
         source=(
-            "CNIL: thirteen months is the upper bound it accepts for trackers and audience-measurement "
-            "data without consent (recommendation of 2020 and its 2013 predecessor); Gardien applies the "
-            "same bound to technical logs."
+            "CNIL recommendation on logging (délibération 2021-122 of 14 October 2021): keep logs six "
+            "months to one year, longer only with a documented reason (internal control, a legal "
+            "obligation). Thirteen months is the CNIL's bound for audience-measurement cookies, not for logs."
         ),
     ),
 )

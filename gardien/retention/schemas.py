@@ -167,6 +167,10 @@ class DefaultOut(BaseModel):
     reference: str
     action: str
     legal_basis: str
+    kind: Literal["law", "regulator", "choice"] = Field(
+        description="law: a statute sets the period; regulator: a supervisory authority's good practice; "
+        "choice: Gardien's choice, anchored on a statute that does not itself govern this data"
+    )
     source: str
 
 
