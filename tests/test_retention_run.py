@@ -159,6 +159,13 @@ def test_anonymise_applies_the_maps_operators_to_columns_and_json_paths_once(
     assert ledger.verify(org).status == "ok"
 
 
+def _hold_user250(service: RetentionService, org: str) -> Any:
+    """A subject hold on the person behind account 250 (and the events that reference it)."""
+    identity = IdentityIn(type="email", value="user250@example.org")
+    hold = HoldIn(scope="subject", target="app", identity=identity, reason="dispute with this customer", owner="Claims")
+    return service.create_hold(org, hold, ACTOR)
+
+
 def test_holds_suspend_a_policy_for_a_subject_a_table_or_the_organisation(
     runtime: Runtime, ledger: Ledger, org: str, tmp_path: Path
 ) -> None:
@@ -181,17 +188,7 @@ def test_holds_suspend_a_policy_for_a_subject_a_table_or_the_organisation(
         assert _run(runner, service, org, policy.id, dry_run=True).status == "suspended"
         service.release_hold(org, table.id, ACTOR)
 
-        service.create_hold(
-            org,
-            HoldIn(
-                scope="subject",
-                target="app",
-                identity=IdentityIn(type="email", value="user250@example.org"),
-                reason="dispute with this customer",
-                owner="Claims",
-            ),
-            ACTOR,
-        )
+        _hold_user250(service, org)
         dry = _run(runner, service, org, policy.id, dry_run=True)
         assert dry.counts["app.accounts"] == {"matched": expected - 1, "held": 1}
         real = _run(runner, service, org, policy.id, dry_run=False)
@@ -440,17 +437,7 @@ def test_a_retention_hold_suspends_an_anonymise_policy_too(
             service.release_hold(org, placed.id, ACTOR)
 
         # A subject's hold keeps that person's rows as they are; the first run after it ends does them.
-        subject = service.create_hold(
-            org,
-            HoldIn(
-                scope="subject",
-                target="app",
-                identity=IdentityIn(type="email", value="user250@example.org"),
-                reason="dispute with this customer",
-                owner="Claims",
-            ),
-            ACTOR,
-        )
+        subject = _hold_user250(service, org)
         run = _run(runner, service, org, policy.id, dry_run=False)
         assert run.counts["app.events"] == {"matched": expected - 1, "held": 1, "anonymised": expected - 1}
         held = next(r for r in app.rows(app.events) if r["id"] == 250)

@@ -31,17 +31,10 @@ from gardien.rights.models import BLOCKS, CODES, HISTORY, REQUESTS
 from gardien.rights.schemas import RejectionCode, RequestIn, Status
 from gardien.rights.service import RightsService
 from tests.consent_samples import sample_notice
+from tests.test_rights_workflow import Clock
 
 ACTOR = {"type": "user", "id": "dpo-1", "display": "DPO"}
 APP = {"type": "api_key", "id": "app-key", "display": "shop backend"}
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def at(year: int, month: int, day: int) -> datetime:
@@ -57,6 +50,17 @@ def _tools(runtime: Runtime, ledger: Ledger, now: datetime) -> tuple[RetentionSe
 def _run(runner: Runner, service: RetentionService, org: str, policy_id: str, *, dry_run: bool) -> Any:
     run_id = runner.run_policy(org, service.policy_row(org, policy_id), dry_run=dry_run, trigger="cli", actor=ACTOR)
     return service.get_run(org, run_id)
+
+
+def _store_policy(service: RetentionService, org: str, store: str, period: str, action: str, **extra: Any) -> str:
+    body = {"name": f"{store} after {period}", "target": {"kind": "store", "store": store}, "period": period}
+    return service.create_policy(org, PolicyIn.model_validate({**body, "action": action, **extra}), ACTOR).id
+
+
+def _hold_user(service: RetentionService, org: str, user_id: str, reason: str) -> None:
+    identity = IdentityIn(type="user_id", value=user_id)
+    hold = HoldIn(scope="subject", target="shop", identity=identity, reason=reason, owner="Legal")
+    service.create_hold(org, hold, ACTOR)
 
 
 def _actions(runtime: Runtime, org: str) -> list[str]:
@@ -137,30 +141,8 @@ def test_consent_proofs_go_once_their_period_after_the_end_of_the_choice_is_over
     world = _consent_world(runtime, org)
     ev = world.events
     service, runner = _tools(runtime, ledger, at(2026, 1, 15))
-    policy = service.create_policy(
-        org,
-        PolicyIn.model_validate(
-            {
-                "name": "consent proofs",
-                "target": {"kind": "store", "store": "consents"},
-                "period": "P5Y",
-                "action": "delete",
-                "batch_size": 2,
-            }
-        ),
-        ACTOR,
-    )
-    service.create_hold(
-        org,
-        HoldIn(
-            scope="subject",
-            target="shop",
-            identity=IdentityIn(type="user_id", value="customer-77"),
-            reason="claim about marketing e-mails",
-            owner="Legal",
-        ),
-        ACTOR,
-    )
+    policy = _store_policy(service, org, "consents", "P5Y", "delete", batch_size=2)
+    _hold_user(service, org, "customer-77", "claim about marketing e-mails")
     # A replica that answered before the purge, from its cache.
     replica = ConsentService(runtime, Ledger(runtime), clock=world.clock)
     assert replica.is_allowed(org, world.ids["B"], "analytics")
@@ -171,13 +153,13 @@ def test_consent_proofs_go_once_their_period_after_the_end_of_the_choice_is_over
     kept = {ev["B"][2], ev["E"][1], *ev["F"], *ev["H"]}
     assert gone | kept == _left(runtime, org)
 
-    dry = _run(runner, service, org, policy.id, dry_run=True)
+    dry = _run(runner, service, org, policy, dry_run=True)
     assert dry.status == "completed", dry.errors
     assert dry.counts["consents"] == {"matched": len(gone), "held": 1}
     assert {s[1] for s in dry.samples["consents"]} <= gone
     assert _left(runtime, org) == gone | kept  # the dry run changed nothing
 
-    real = _run(runner, service, org, policy.id, dry_run=False)
+    real = _run(runner, service, org, policy, dry_run=False)
     assert real.status == "completed", real.errors
     assert real.counts["consents"] == {"matched": len(gone), "held": 1, "deleted": len(gone)}
     assert real.batches == 3  # five events, two at a time
@@ -196,7 +178,7 @@ def test_consent_proofs_go_once_their_period_after_the_end_of_the_choice_is_over
     proof = str(fresh.proof(org, world.ids["B"], "json"))
     assert ev["B"][2] in proof and ev["B"][0] not in proof and ev["B"][1] not in proof
 
-    again = _run(runner, service, org, policy.id, dry_run=False)
+    again = _run(runner, service, org, policy, dry_run=False)
     assert again.counts["consents"] == {"matched": 0, "held": 1, "deleted": 0}
     actions = _actions(runtime, org)
     assert actions.count("retention.consents.deleted") == 3
@@ -213,20 +195,8 @@ def test_a_consent_purge_interrupted_mid_way_resumes_the_same_run_exactly(
 ) -> None:
     _consent_world(runtime, org)
     service, runner = _tools(runtime, ledger, at(2026, 1, 15))
-    policy = service.create_policy(
-        org,
-        PolicyIn.model_validate(
-            {
-                "name": "proofs",
-                "target": {"kind": "store", "store": "consents"},
-                "period": "P5Y",
-                "action": "delete",
-                "batch_size": 1,
-            }
-        ),
-        ACTOR,
-    )
-    planned = _run(runner, service, org, policy.id, dry_run=True).counts["consents"]["matched"]
+    policy = _store_policy(service, org, "consents", "P5Y", "delete", batch_size=1)
+    planned = _run(runner, service, org, policy, dry_run=True).counts["consents"]["matched"]
     before = _left(runtime, org)
     transact = runner.ledger.transact
     calls = {"n": 0}
@@ -244,17 +214,17 @@ def test_a_consent_purge_interrupted_mid_way_resumes_the_same_run_exactly(
 
     runner.ledger.transact = dying  # type: ignore[method-assign]
     with pytest.raises(Crash):
-        _run(runner, service, org, policy.id, dry_run=False)
+        _run(runner, service, org, policy, dry_run=False)
     runner.ledger.transact = transact  # type: ignore[method-assign]
     assert len(before - _left(runtime, org)) == 2  # the third batch rolled back
 
-    resumed = _run(runner, service, org, policy.id, dry_run=False)
+    resumed = _run(runner, service, org, policy, dry_run=False)
     assert resumed.status == "completed", resumed.errors
     assert resumed.counts["consents"]["deleted"] == planned
     assert resumed.batches == planned
     assert len(before - _left(runtime, org)) == planned
     with runtime.engine.connect() as conn:
-        runs = conn.execute(select(func.count()).where(RUNS.c.policy_id == policy.id, RUNS.c.dry_run.is_(False)))
+        runs = conn.execute(select(func.count()).where(RUNS.c.policy_id == policy, RUNS.c.dry_run.is_(False)))
         assert runs.scalar_one() == 1  # resumed in the same run row
     assert _actions(runtime, org).count("retention.consents.deleted") == planned
 
@@ -298,34 +268,12 @@ def test_closed_requests_lose_the_requesters_data_and_keep_their_skeleton(runtim
     clock.now = at(2024, 6, 2)
     before = {r.id: r for r in rights.list_requests(org, reveal=True, limit=100).requests}
     service, runner = _tools(runtime, ledger, at(2024, 6, 2))
-    policy = service.create_policy(
-        org,
-        PolicyIn.model_validate(
-            {
-                "name": "closed requests",
-                "target": {"kind": "store", "store": "requests"},
-                "period": "P3Y",
-                "action": "anonymise",
-                "batch_size": 2,
-            }
-        ),
-        ACTOR,
-    )
-    service.create_hold(
-        org,
-        HoldIn(
-            scope="subject",
-            target="shop",
-            identity=IdentityIn(type="user_id", value="customer-5"),
-            reason="litigation",
-            owner="Legal",
-        ),
-        ACTOR,
-    )
+    policy = _store_policy(service, org, "requests", "P3Y", "anonymise", batch_size=2)
+    _hold_user(service, org, "customer-5", "litigation")
     due = {done, rejected, cancelled}
-    dry = _run(runner, service, org, policy.id, dry_run=True)
+    dry = _run(runner, service, org, policy, dry_run=True)
     assert dry.counts["requests"] == {"matched": 3, "held": 1}
-    real = _run(runner, service, org, policy.id, dry_run=False)
+    real = _run(runner, service, org, policy, dry_run=False)
     assert real.status == "completed", real.errors
     assert real.counts["requests"] == {"matched": 3, "held": 1, "anonymised": 3}
     assert real.batches == 2
@@ -369,7 +317,7 @@ def test_closed_requests_lose_the_requesters_data_and_keep_their_skeleton(runtim
     assert b"dan@example.org" not in stored  # sealed all along; its block keeps the pseudonym only
     assert not rights.can_process(org, "customer-9", "billing")  # the restriction still holds
 
-    again = _run(runner, service, org, policy.id, dry_run=False)
+    again = _run(runner, service, org, policy, dry_run=False)
     assert again.counts["requests"] == {"matched": 0, "held": 1, "anonymised": 0}
     assert _actions(runtime, org).count("retention.requests.anonymised") == 2
     assert ledger.verify(org).status == "ok"
@@ -382,30 +330,19 @@ def test_a_hold_on_a_store_or_the_organisation_suspends_its_policies(runtime: Ru
     request = rights.create(org, RequestIn.model_validate({"type": "access", "email": "x@example.org"}), APP, "api")
     rights.transition(org, request.id, Status.CANCELLED, "duplicate", APP)
     service, runner = _tools(runtime, ledger, at(2025, 1, 1))
-    policy = service.create_policy(
-        org,
-        PolicyIn.model_validate(
-            {
-                "name": "closed requests",
-                "target": {"kind": "store", "store": "requests"},
-                "period": "P3Y",
-                "action": "anonymise",
-            }
-        ),
-        ACTOR,
-    )
+    policy = _store_policy(service, org, "requests", "P3Y", "anonymise")
     for hold in (
         HoldIn(scope="table", target="requests", reason="CNIL inspection", owner="DPO"),
         HoldIn(scope="organisation", reason="litigation", owner="Legal"),
     ):
         placed = service.create_hold(org, hold, ACTOR)
-        run = _run(runner, service, org, policy.id, dry_run=False)
+        run = _run(runner, service, org, policy, dry_run=False)
         assert run.status == "suspended" and hold.reason in run.errors[0]
         assert rights.get(org, request.id, reveal=True).email == "x@example.org"
         service.release_hold(org, placed.id, ACTOR)
     # A hold on another store does not.
     service.create_hold(org, HoldIn(scope="table", target="consents", reason="audit", owner="DPO"), ACTOR)
-    assert _run(runner, service, org, policy.id, dry_run=False).counts["requests"]["anonymised"] == 1
+    assert _run(runner, service, org, policy, dry_run=False).counts["requests"]["anonymised"] == 1
     assert rights.get(org, request.id, reveal=True).anonymised
 
 
