@@ -128,7 +128,9 @@ def test_gardien_worker_runs_due_policies_in_the_background(runtime: Runtime, or
 def _alerts(runtime: Runtime, org: str) -> list[str]:
     with runtime.engine.connect() as conn:
         actions = conn.execute(
-            select(EVENTS.c.action).where(EVENTS.c.org_id == org, EVENTS.c.action.like("retention.quota.%"))
+            select(EVENTS.c.action)
+            .where(EVENTS.c.org_id == org, EVENTS.c.action.like("retention.quota.%"))
+            .order_by(EVENTS.c.seq)
         ).scalars()
         return [a for a in actions if a != "retention.quota.updated"]
 
