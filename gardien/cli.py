@@ -15,7 +15,7 @@ from gardien.retention.cli import anonymize as anonymize_command
 from gardien.retention.cli import retention
 
 app = typer.Typer(help="Gardien, a self-hosted GDPR compliance engine.", no_args_is_help=True)
-admin = typer.Typer(help="Organisations and API keys.", no_args_is_help=True)
+admin = typer.Typer(help="Organisations, API keys and console users.", no_args_is_help=True)
 keys = typer.Typer(help="The keyring: HMAC, signing and encryption keys.", no_args_is_help=True)
 audit = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
 consent = typer.Typer(help="Consent records and notice versions.", no_args_is_help=True)
@@ -114,9 +114,14 @@ def serve(
     uvicorn.run(create_app(settings, freeze_gc=True), host=host, port=port, log_level="info", access_log=access_log)
 
 
+DEMO_USER = "dpo@demo.example.org"
+
+
 def _prepare_demo(host: str, port: int) -> None:
-    from gardien.core import service
-    from gardien.core.errors import NotFound
+    import secrets
+
+    from gardien.core import service, users
+    from gardien.core.errors import Conflict, NotFound
 
     runtime = _runtime()
     _migrate(runtime)
@@ -129,16 +134,31 @@ def _prepare_demo(host: str, port: int) -> None:
             created = True
         key, token = service.create_key(session, org_id=org.id, name="make run", role=Role.ADMIN)
         org_id = org.id
+    password: str | None = secrets.token_urlsafe(12)
+    try:
+        with runtime.writes.begin() as session:
+            user = users.create_user(
+                session, runtime.settings, org_ref=org_id, email=DEMO_USER, role=Role.DPO, password=password or ""
+            )
+            user_event = users.user_created_event(user, CLI_ACTOR)
+    except Conflict:
+        password = None
     ledger = _ledger(runtime)
     if created:
         ledger.record(org.id, service.org_created_event(org, CLI_ACTOR))
     ledger.record(key.org_id, service.key_created_event(key, CLI_ACTOR))
+    if password is not None:
+        ledger.record(org_id, user_event)
     runtime.close()
     base = f"http://{host}:{port}"
     typer.secho("\nGardien is starting.", bold=True)
     typer.echo(f"  organisation : demo ({org_id}){' — created' if created else ''}")
     typer.echo(f"  admin API key: {token}   (shown once; stored hashed)")
-    typer.echo(f"  console      : {base}/console/   (sign in with the key above)")
+    if password is not None:
+        typer.echo(f"  dpo user     : {DEMO_USER} / {password}   (shown once; stored as an argon2id hash)")
+    else:
+        typer.echo(f"  dpo user     : {DEMO_USER}   (its password was shown when it was created)")
+    typer.echo(f"  console      : {base}/console/   (sign in with the key or the dpo user above)")
     typer.echo(f"  API docs     : {base}/docs")
     typer.echo(f"  OpenAPI      : {base}/openapi.json")
     typer.echo(f"  try          : curl -H 'Authorization: Bearer {token}' {base}/api/v1/me\n")
@@ -239,6 +259,36 @@ def create_key(
     _ledger(runtime).record(key.org_id, service.key_created_event(key, CLI_ACTOR))
     typer.echo(token)
     typer.secho(f"key {key.id} ({role.value}) for {org}; shown once, stored hashed", err=True)
+
+
+@admin.command("create-user")
+def create_user(
+    org: Annotated[str, typer.Argument(help="organisation id or slug")],
+    email: Annotated[str, typer.Argument(help="the e-mail address the person signs in with")],
+    role: Annotated[Role, typer.Option(help="admin, dpo, auditor or operator")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input's first line")
+    ] = False,
+) -> None:
+    """Create a console user who signs in with a password (argon2id); the password is asked for,
+    or read from standard input — never taken as an argument, where `ps` would show it."""
+    from gardien.core import users
+    from gardien.core.errors import Problem
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    runtime = _runtime()
+    try:
+        with runtime.writes.begin() as session:
+            user = users.create_user(session, runtime.settings, org_ref=org, email=email, role=role, password=password)
+            event = users.user_created_event(user, CLI_ACTOR)
+            org_id, user_id, address = user.org_id, user.id, user.email
+    except Problem as exc:
+        _fail(exc.detail or exc.title)
+    _ledger(runtime).record(org_id, event)
+    typer.echo(f"{user_id}\t{address}\t{role.value}")
 
 
 @keys.command("rotate")

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from gardien.core import service
+from gardien.core import service, users
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from tests import registers_samples
@@ -151,3 +151,22 @@ def make_world(runtime: Runtime, http: Any) -> World:
 
 def hours_ago(hours: float) -> datetime:
     return datetime.now(UTC) - timedelta(hours=hours)
+
+
+def make_user(runtime: Runtime, org: str, role: Role) -> tuple[str, str]:
+    """A console user of `org` with `role`: (e-mail address, password)."""
+    email = f"{role.value}-{uuid.uuid4().hex[:8]}@example.org"
+    password = f"correct horse {uuid.uuid4().hex[:12]}"
+    with runtime.writes.begin() as session:
+        users.create_user(session, runtime.settings, org_ref=org, email=email, role=role, password=password)
+    return email, password
+
+
+def sign_in_with_password(client: TestClient, email: str, password: str, next_: str = "") -> Any:
+    form = client.get("/console/sign-in")
+    assert form.status_code == 200, form.text
+    return client.post(
+        "/console/sign-in/password",
+        data={"csrf": csrf_of(form.text), "email": email, "password": password, "next": next_},
+        follow_redirects=False,
+    )

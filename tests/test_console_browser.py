@@ -15,7 +15,7 @@ from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from tests.browser import audit
 from tests.conftest import auth, serving
-from tests.console_support import ADMIN, DPO, PAGES, World, make_world
+from tests.console_support import ADMIN, AUDITOR, DPO, PAGES, World, make_user, make_world
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "console"
 
@@ -55,7 +55,7 @@ def role_pages(browser: Browser, server: str, world: World) -> Iterator[dict[Rol
 def sign_in_with_mouse(page: Page, server: str, token: str) -> None:
     page.goto(f"{server}/console/sign-in")
     page.get_by_label("API key").fill(token)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with the key").click()
     page.wait_for_url(lambda url: "/sign-in" not in url)
 
 
@@ -131,6 +131,53 @@ def test_axe_finds_no_violation_on_the_sign_in_page_in_french(
 
 
 # Keyboard only -----------------------------------------------------------------------------------
+
+
+def test_sign_in_with_a_password_with_the_keyboard_alone(
+    new_context: Callable[..., BrowserContext], runtime: Runtime, server: str, world: World
+) -> None:
+    email, password = make_user(runtime, world.org, AUDITOR)
+    page = new_context().new_page()
+    page.goto(f"{server}/console/audit")
+    assert "/console/sign-in" in page.url
+    assert audit(page) == []
+    shot(page, "sign-in--en")
+
+    # A wrong password first: the generic answer, the address kept, the password not.
+    tab_to(page, "f-email")
+    page.keyboard.type(email)
+    page.keyboard.press("Tab")
+    assert focused(page) == "f-password"
+    page.keyboard.type("not the password")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_have_text("This e-mail address is unknown or the password is wrong.")
+    expect(page.locator("#f-email")).to_have_value(email)
+    expect(page.locator("#f-password")).to_have_value("")
+    assert audit(page) == []
+    shot(page, "sign-in-failed--en")
+
+    tab_to(page, "f-password")
+    page.keyboard.type(password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/audit")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    expect(page.locator(".who")).to_contain_text(email)
+    shot(page, "audit--auditor-password")
+
+
+def test_a_locked_address_is_told_when_to_try_again(
+    new_context: Callable[..., BrowserContext], runtime: Runtime, server: str, world: World
+) -> None:
+    email, _password = make_user(runtime, world.org, DPO)
+    page = new_context(locale="fr-FR").new_page()
+    page.goto(f"{server}/console/sign-in")
+    for _ in range(5):
+        page.get_by_label("Adresse e-mail").fill(email)
+        page.get_by_label("Mot de passe").fill("pas le mot de passe")
+        page.get_by_role("button", name="Se connecter", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("Trop d'échecs de connexion avec cette adresse")
+    assert audit(page) == []
+    shot(page, "sign-in-locked--fr")
 
 
 def test_the_skip_link_comes_first_and_moves_focus_to_the_content(role_pages: dict[Role, Page], server: str) -> None:

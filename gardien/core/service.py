@@ -30,9 +30,12 @@ class Principal:
     key_id: str
     key_name: str
     role: Role
+    # "api_key", or "user" for a console user signed in with a password (key_id is then the
+    # user's id and key_name their e-mail address).
+    kind: str = "api_key"
 
     def as_actor(self) -> dict[str, str]:
-        return {"type": "api_key", "id": self.key_id, "display": self.key_name}
+        return {"type": self.kind, "id": self.key_id, "display": self.key_name}
 
 
 class Unauthorized(Problem):

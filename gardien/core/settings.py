@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     # long after sign-in.
     console_idle_minutes: int = Field(default=30, ge=1, le=1440)
     console_session_hours: int = Field(default=12, ge=1, le=168)
+    # Console passwords: argon2id's cost (RFC 9106's second recommendation: 3 passes over 64 MiB,
+    # 4 lanes). A stored hash made with other values is re-made at its user's next sign-in.
+    console_password_time_cost: int = Field(default=3, ge=1, le=20)
+    console_password_memory_kib: int = Field(default=65_536, ge=8_192, le=4_194_304)
+    console_password_parallelism: int = Field(default=4, ge=1, le=64)
+    # After this many failed password sign-ins in a row, the address is locked for this long.
+    console_lock_failures: int = Field(default=5, ge=1, le=100)
+    console_lock_minutes: int = Field(default=15, ge=1, le=1440)
     # Access and portability packages: where their encrypted files live (shared by every replica),
     # how many days a package is kept before it is deleted, and how long one download link is valid.
     rights_packages_dir: Path = Path("./var/packages")

@@ -1,7 +1,8 @@
 """The admin console: a sub-application mounted at /console, server-rendered with Jinja2.
 
 Pages call the capabilities' services, never the database. Who may open a page is decided by the
-same role sets the API uses (see `pages.py`); the session names an API key, re-read on every page.
+same role sets the API uses (see `pages.py`); the session names an API key or a console user,
+re-read on every page.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from gardien.core.errors import Problem
+from gardien.core.users import PasswordSignIn
 from gardien.web.console import audit, dashboard, registers, reports, requests, settings, signin
 from gardien.web.console.base import (
     STATIC,
@@ -47,6 +49,7 @@ def create_console(services: Services) -> FastAPI:
     settings_ = services.runtime.settings
     console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, title="Gardien console")
     console.state.services = services
+    console.state.passwords = PasswordSignIn(services.runtime)
     console.state.codec = SessionCodec(
         services.runtime.keyring,
         idle=timedelta(minutes=settings_.console_idle_minutes),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from gardien.audit.service import Ledger
 from gardien.consent.service import ConsentService
 from gardien.core import service as core
+from gardien.core import users
 from gardien.core.errors import Problem
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
@@ -55,7 +56,7 @@ class Services:
 
 @dataclass
 class Viewer:
-    """Who is looking at a page: the key's principal, its organisation, the session and language."""
+    """Who is looking at a page: the key's (or user's) principal, its organisation, the session and language."""
 
     principal: Principal
     org_name: str
@@ -119,7 +120,10 @@ def _viewer(request: Request) -> Viewer:
         raise SignInRequired
     services = services_of(request)
     try:
-        principal = core.principal_of_key(services.runtime, session.key_id)
+        if session.kind == "user":
+            principal = users.principal_of_user(services.runtime, session.key_id)
+        else:
+            principal = core.principal_of_key(services.runtime, session.key_id)
     except Unauthorized as exc:
         raise SignInRequired from exc
     if principal.org_id != session.org_id or principal.role.value != session.role:
@@ -221,14 +225,7 @@ templates.globals["url"] = url
 
 def _set_session_cookie(request: Request, response: Response, seen: Viewer) -> None:
     codec = codec_of(request)
-    refreshed = Session(
-        seen.session.sid,
-        seen.session.key_id,
-        seen.session.org_id,
-        seen.session.role,
-        seen.session.signed_in,
-        now_of(request),
-    )
+    refreshed = replace(seen.session, seen=now_of(request))
     set_cookie(request, response, COOKIE, codec.encode(refreshed))
 
 

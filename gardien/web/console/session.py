@@ -1,9 +1,10 @@
 """The console's session cookie and its CSRF tokens.
 
-The cookie holds a key id, never the key: payload (JSON, base64url), the id of the HMAC key that
-signed it, and the signature, joined by dots. A session ends after `console_idle_minutes` without
-a page and `console_session_hours` after sign-in; every page re-reads the key, so a revoked key
-ends its sessions at once.
+The cookie holds a key id (or a console user's id), never the key nor the password: payload
+(JSON, base64url), the id of the HMAC key that signed it, and the signature, joined by dots. A
+session ends after `console_idle_minutes` without a page and `console_session_hours` after
+sign-in; every page re-reads the key or the user, so a revoked key or a removed user ends its
+sessions at once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Session:
     role: str
     signed_in: datetime
     seen: datetime
+    # "key": key_id is an API key's id; "user": a console user's id (password sign-in).
+    kind: str = "key"
 
 
 def _b64(data: bytes) -> str:
@@ -56,8 +59,8 @@ class SessionCodec:
         key = self.keyring.hmac_key(kid)
         return key.kid, key.digest(domain + message)
 
-    def new(self, key_id: str, org_id: str, role: str, now: datetime) -> Session:
-        return Session(secrets.token_urlsafe(18), key_id, org_id, role, now, now)
+    def new(self, key_id: str, org_id: str, role: str, now: datetime, kind: str = "key") -> Session:
+        return Session(secrets.token_urlsafe(18), key_id, org_id, role, now, now, kind)
 
     def encode(self, session: Session) -> str:
         payload = orjson.dumps(
@@ -68,6 +71,7 @@ class SessionCodec:
                 "role": session.role,
                 "in": int(session.signed_in.timestamp()),
                 "seen": int(session.seen.timestamp()),
+                "kind": session.kind,
             }
         )
         kid, mac = self._mac(None, SESSION_DOMAIN, payload)
@@ -91,7 +95,10 @@ class SessionCodec:
         seen = datetime.fromtimestamp(data["seen"], tz)
         if now >= signed_in + self.lifetime or now >= seen + self.idle or seen > now + timedelta(minutes=5):
             return None
-        return Session(data["sid"], data["key"], data["org"], data["role"], signed_in, seen)
+        kind = data.get("kind", "key")
+        if kind not in ("key", "user"):
+            return None
+        return Session(data["sid"], data["key"], data["org"], data["role"], signed_in, seen, kind)
 
     def csrf_token(self, nonce: str) -> str:
         _, mac = self._mac(None, CSRF_DOMAIN, nonce.encode())

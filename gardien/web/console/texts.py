@@ -13,7 +13,16 @@ EN: dict[str, str] = {
     # Sign-in
     "sign_in": "Sign in",
     "sign_in_title": "Sign in to the Gardien console",
-    "sign_in_intro": "Paste an API key of your organisation. Its role decides which pages you may open.",
+    "sign_in_intro": "Sign in with your e-mail address and password, or with an API key of your organisation. "
+    "Your role decides which pages you may open.",
+    "sign_in_password_title": "With a password",
+    "sign_in_key_title": "With an API key",
+    "sign_in_with_key": "Sign in with the key",
+    "email": "E-mail address",
+    "password": "Password",
+    "sign_in_password_failed": "This e-mail address is unknown or the password is wrong.",
+    "sign_in_locked": "Too many failed sign-ins with this address: it is locked until {until}. "
+    "Try again then, or sign in with an API key.",
     "api_key": "API key",
     "api_key_hint": "It starts with gdn_. It is sent once, in the body of this form, and never stored in your browser.",
     "sign_in_failed": "This key is unknown, revoked or mistyped.",
@@ -217,6 +226,8 @@ EN: dict[str, str] = {
     "your_key": "Your key",
     "key_name": "Name",
     "key_id": "Key id",
+    "your_account": "Your account",
+    "user_id": "User id",
     "key_role": "Role",
     "signed_in_at": "Signed in",
     "register_header": "The register's header",
@@ -541,7 +552,16 @@ FR: dict[str, str] = {
     "back_home": "Retour à la console",
     "sign_in": "Se connecter",
     "sign_in_title": "Connexion à la console Gardien",
-    "sign_in_intro": "Collez une clé d'API de votre organisation. Son rôle décide des pages que vous pouvez ouvrir.",
+    "sign_in_intro": "Connectez-vous avec votre adresse e-mail et votre mot de passe, ou avec une clé d'API de "
+    "votre organisation. Votre rôle décide des pages que vous pouvez ouvrir.",
+    "sign_in_password_title": "Avec un mot de passe",
+    "sign_in_key_title": "Avec une clé d'API",
+    "sign_in_with_key": "Se connecter avec la clé",
+    "email": "Adresse e-mail",
+    "password": "Mot de passe",
+    "sign_in_password_failed": "Cette adresse e-mail est inconnue ou le mot de passe est erroné.",
+    "sign_in_locked": "Trop d'échecs de connexion avec cette adresse : elle est bloquée jusqu'à {until}. "
+    "Réessayez alors, ou connectez-vous avec une clé d'API.",
     "api_key": "Clé d'API",
     "api_key_hint": "Elle commence par gdn_. Elle est envoyée une fois, dans le corps de ce formulaire, et jamais "
     "conservée par votre navigateur.",
@@ -740,6 +760,8 @@ FR: dict[str, str] = {
     "your_key": "Votre clé",
     "key_name": "Nom",
     "key_id": "Identifiant de clé",
+    "your_account": "Votre compte",
+    "user_id": "Identifiant d'utilisateur",
     "key_role": "Rôle",
     "signed_in_at": "Connecté depuis",
     "register_header": "En-tête du registre",
