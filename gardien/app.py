@@ -179,14 +179,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None,
     # The generated documents read every capability's figures: wired once all of them exist.
     app.state.retention_facts = RetentionReader(retention)
     notices = app.state.notices = NoticeService(registers, lambda site_key: consent.site_by_key(site_key).org_id)
-    app.state.evidence = Evidence(
+    evidence = app.state.evidence = Evidence(
         registers,
         notices,
         consent,
         rights,
         retention=lambda: find_retention(getattr(app.state, "retention_facts", None)),
     )
-    app.mount("/console", create_console(ConsoleServices(runtime, ledger, rights, registers, consent, retention)))
+    app.mount(
+        "/console",
+        create_console(ConsoleServices(runtime, ledger, rights, registers, consent, retention, notices, evidence)),
+    )
     app.include_router(privacy_center_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness and database reachability")

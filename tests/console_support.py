@@ -49,8 +49,12 @@ PAGES: dict[str, frozenset[Role]] = {
     "/console/registers/breaches/{breach_id}": REGISTER_READERS,
     "/console/registers/breaches/{breach_id}/edit": REGISTER_WRITERS,
     "/console/registers/dpias": COMPLIANCE_READERS,
+    "/console/registers/dpias/import": REGISTER_WRITERS,
     "/console/registers/dpias/{dpia_id}": COMPLIANCE_READERS,
     "/console/reports": COMPLIANCE_READERS,
+    "/console/reports/compliance": COMPLIANCE_READERS,
+    "/console/reports/notice": COMPLIANCE_READERS,
+    "/console/reports/period": COMPLIANCE_READERS,
     "/console/settings": EVERY_ROLE,
     "/console/settings/keys": frozenset({ADMIN}),
 }
@@ -64,6 +68,12 @@ FILES: dict[str, frozenset[Role]] = {
     "/console/reports/register.csv": COMPLIANCE_READERS,
     "/console/reports/register.json": COMPLIANCE_READERS,
     "/console/reports/register.html": COMPLIANCE_READERS,
+    "/console/reports/register.ods": COMPLIANCE_READERS,
+    "/console/reports/register.pdf": COMPLIANCE_READERS,
+    "/console/reports/compliance.json": COMPLIANCE_READERS,
+    "/console/reports/period.html": COMPLIANCE_READERS,
+    "/console/reports/period.pdf": COMPLIANCE_READERS,
+    "/console/reports/period.json": COMPLIANCE_READERS,
 }
 
 SESSION_COOKIE = "gardien_console"

@@ -4,6 +4,7 @@ alone, axe-core on each page, and screenshots kept in test-artifacts/console/ to
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
+from tests import registers_samples
 from tests.browser import audit
 from tests.conftest import auth, serving
 from tests.console_support import ADMIN, AUDITOR, DPO, PAGES, World, make_user, make_world
@@ -57,6 +59,14 @@ def sign_in_with_mouse(page: Page, server: str, token: str) -> None:
     page.get_by_label("API key").fill(token)
     page.get_by_role("button", name="Sign in with the key").click()
     page.wait_for_url(lambda url: "/sign-in" not in url)
+
+
+def sign_in_with_keyboard(page: Page, server: str, token: str) -> None:
+    page.goto(f"{server}/console/sign-in")
+    tab_to(page, "f-key")
+    page.keyboard.type(token)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/")
 
 
 def shot(page: Page, name: str) -> None:
@@ -242,11 +252,7 @@ def test_record_a_breach_with_the_keyboard_alone(
     new_context: Callable[..., BrowserContext], server: str, world: World
 ) -> None:
     page = new_context().new_page()
-    page.goto(f"{server}/console/sign-in")
-    tab_to(page, "f-key")
-    page.keyboard.type(world.tokens[DPO])
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{server}/console/")
+    sign_in_with_keyboard(page, server, world.tokens[DPO])
 
     tab_to(page, "Breaches")
     page.keyboard.press("Enter")
@@ -301,3 +307,105 @@ def test_a_refused_form_takes_the_focus_to_its_errors(role_pages: dict[Role, Pag
     assert focused(page) == "f-aware_at"
     shot(page, "breach-form-errors--dpo")
     assert audit(page) == []
+
+
+def test_publish_the_privacy_notice_and_choose_a_report_period_with_the_keyboard_alone(
+    new_context: Callable[..., BrowserContext], server: str, world: World
+) -> None:
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        header = api.put("/api/v1/registers/settings", json=registers_samples.settings())
+        assert header.status_code == 200, header.text
+    page = new_context().new_page()
+    sign_in_with_keyboard(page, server, world.tokens[DPO])
+
+    tab_to(page, "Privacy notice")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/reports/notice")
+    tab_to(page, "Publish a new version")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("A new version is published.")
+    expect(page.get_by_text("It is the same as the current version: publishing changes nothing.")).to_be_visible()
+    assert audit(page) == []
+    shot(page, "notice-published--dpo")
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        assert [v["version"] for v in api.get("/api/v1/registers/notices").json()["versions"]] == [1]
+
+    tab_to(page, "Reports")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/reports")
+    tab_to(page, "Period report")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/reports/period")
+    # A period that ends before it starts: the error beside the field, no file offered.
+    tab_to(page, "f-since")
+    page.keyboard.type("07012026")
+    tab_to(page, "f-until")
+    page.keyboard.type("01012026")
+    tab_to(page, "Show the report's files")
+    page.keyboard.press("Enter")
+    expect(page.locator("#e-since")).to_contain_text("must not be after until")
+    assert focused(page) == "error-summary"
+    assert audit(page) == []
+    shot(page, "period-errors--dpo")
+    tab_to(page, "f-since")
+    page.keyboard.type("01012026")
+    tab_to(page, "f-until")
+    page.keyboard.type("06302026")
+    tab_to(page, "Show the report's files")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="From 2026-01-01 to 2026-06-30")).to_be_visible()
+    tab_to(page, "Web page with charts (HTML)")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/console/reports/period.html" in url)
+    expect(page.locator("svg").first).to_be_visible()
+    shot(page, "period-report-html--dpo")
+
+
+@pytest.mark.parametrize("path", ["/console/reports/compliance", "/console/reports/notice", "/console/reports/period"])
+def test_the_document_pages_in_french(
+    new_context: Callable[..., BrowserContext], server: str, world: World, path: str
+) -> None:
+    page = new_context(locale="fr-FR").new_page()
+    page.goto(f"{server}/console/sign-in")
+    page.get_by_label("Clé d'API").fill(world.tokens[AUDITOR])
+    page.get_by_role("button", name="Se connecter avec la clé").click()
+    page.wait_for_url(lambda url: "/sign-in" not in url)
+    page.goto(server + path)
+    expect(page.locator("main h1")).to_be_visible()
+    assert page.locator("html").get_attribute("lang") == "fr"
+    assert audit(page) == []
+    shot(page, f"{slug(path)}--fr")
+
+
+def test_import_a_pia_tool_export_with_the_keyboard_alone(
+    new_context: Callable[..., BrowserContext], server: str, world: World
+) -> None:
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        document = api.get(f"/api/v1/registers/dpias/{world.dpia_id}/pia").json()
+    document["pia"]["name"] = "Vidéosurveillance du foyer (import)"
+    page = new_context().new_page()
+    sign_in_with_keyboard(page, server, world.tokens[DPO])
+    tab_to(page, "Impact assessments")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/dpias")
+    tab_to(page, "Import from the PIA tool")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/dpias/import")
+    tab_to(page, "f-pia")
+    # What pasting does: the text arrives at once.
+    page.keyboard.insert_text("{not json")
+    page.keyboard.press("Tab")
+    assert focused(page) == "Import"
+    page.keyboard.press("Enter")
+    expect(page.locator("#e-pia")).to_contain_text("This is not a JSON object")
+    assert focused(page) == "error-summary"
+    assert audit(page) == []
+    shot(page, "dpia-import-errors--dpo")
+    tab_to(page, "f-pia")
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(json.dumps(document))
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("The assessment is imported.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Vidéosurveillance du foyer (import)")
+    shot(page, "dpia-imported--dpo")

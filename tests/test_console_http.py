@@ -4,7 +4,10 @@ role matrix, other organisations' objects, and that no input makes a page fail w
 from __future__ import annotations
 
 import base64
+import io
+import json
 import logging
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from markupsafe import escape
+from pypdf import PdfReader
 
 from gardien.app import create_app
 from gardien.core import service
@@ -663,7 +668,8 @@ def test_the_register_downloads_are_the_apis(app_client: TestClient, world: Worl
     console = app_client.get("/console/reports/register.json").json()
     assert console.keys() == api.json().keys()
     assert console["activities"] == api.json()["activities"]
-    assert app_client.get("/console/reports/register.pdf").status_code == 404
+    assert app_client.get("/console/reports/register.pdf").content.startswith(b"%PDF")
+    assert app_client.get("/console/reports/register.docx").status_code == 404
 
 
 # Audit -------------------------------------------------------------------------------------------
@@ -829,3 +835,287 @@ def test_an_activity_as_processor_is_shown_and_left_to_the_api(app_client: TestC
     token = csrf_of(page.text)
     refused = app_client.post(f"/console/registers/activities/{entry_id}/edit", data=activity_form(token))
     assert refused.status_code == 409
+
+
+def api(client: TestClient, world: World, method: str, path: str, **kwargs: Any) -> Any:
+    response = client.request(method, path, headers=auth(world.tokens[ADMIN]), **kwargs)
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+# Compliance matrix -------------------------------------------------------------------------------
+
+
+def test_the_matrix_shows_the_apis_rows_with_evidence_and_action(app_client: TestClient, world: World) -> None:
+    expected = api(app_client, world, "GET", "/api/v1/registers/compliance", params={"lang": "en"})
+    signed_in(app_client, world, AUDITOR)
+    page = app_client.get("/console/reports/compliance")
+    assert page.status_code == 200
+    for row in expected["rows"]:
+        assert f"Art. {row['article']}" in page.text
+        assert row["finding"].replace("'", "&#39;") in page.text
+    # The world's processor has its DPA: Art. 28 stands as the API computes it, with its evidence.
+    art28 = next(r for r in expected["rows"] if r["article"] == "28")
+    assert art28["status"] in page.text.split("Art. 28", 1)[1].split("</tr>", 1)[0]
+    assert sum(expected["summary"].values()) == len(expected["rows"])
+    download = app_client.get("/console/reports/compliance.json")
+    assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
+    assert [(r["article"], r["status"]) for r in download.json()["rows"]] == [
+        (r["article"], r["status"]) for r in expected["rows"]
+    ]
+
+
+def test_the_matrix_follows_the_page_language(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    page = app_client.get("/console/reports/compliance", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert "Matrice de conformité" in page.text and "Action requise" in page.text
+    french = api(app_client, world, "GET", "/api/v1/registers/compliance", params={"lang": "fr"})
+    assert french["rows"][0]["finding"].replace("'", "&#39;") in page.text
+
+
+# Privacy notice ----------------------------------------------------------------------------------
+
+
+def test_the_notice_says_what_is_missing_before_the_register_has_a_header(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    page = app_client.get("/console/reports/notice")
+    assert page.status_code == 200
+    assert "Nothing can be generated yet" in page.text and "no header yet" in page.text
+    assert "/reports/notice/publish" not in page.text
+    refused = app_client.post("/console/reports/notice/publish", data={"csrf": csrf_of(page.text)})
+    assert refused.status_code == 409
+    assert api(app_client, world, "GET", "/api/v1/registers/notices")["versions"] == []
+
+
+def test_a_dpo_publishes_versions_only_when_the_content_changes(app_client: TestClient, world: World) -> None:
+    api(app_client, world, "PUT", "/api/v1/registers/settings", json=registers_samples.settings())
+    signed_in(app_client, world, DPO)
+    page = app_client.get("/console/reports/notice")
+    assert "No version is published yet." in page.text
+    assert "It differs from the current version" in page.text
+    published = app_client.post(
+        "/console/reports/notice/publish", data={"csrf": csrf_of(page.text)}, follow_redirects=False
+    )
+    assert published.status_code == 303
+    assert published.headers["location"] == "/console/reports/notice?done=published"
+    after = app_client.get(published.headers["location"]).text
+    assert "A new version is published." in after
+    versions = api(app_client, world, "GET", "/api/v1/registers/notices")["versions"]
+    assert [v["version"] for v in versions] == [1]
+    assert versions[0]["sha256"] in after
+    assert "It is the same as the current version" in after
+    again = app_client.post("/console/reports/notice/publish", data={"csrf": csrf_of(after)})
+    assert "The content had not changed" in again.text
+    assert len(api(app_client, world, "GET", "/api/v1/registers/notices")["versions"]) == 1
+    # The public page the console links to, and the version itself, in each language.
+    slug = app_client.get("/api/v1/me", headers=auth(world.tokens[ADMIN])).json()["organisation"]["slug"]
+    assert f'href="/privacy-notice/{slug}?lang=fr"' in after
+    public = app_client.get(f"/privacy-notice/{slug}?lang=fr")
+    assert public.status_code == 200 and "Les Ogres de Barback SARL" in public.text
+    version = app_client.get("/console/reports/notice/1", params={"lang": "en"})
+    assert version.status_code == 200 and "Les Ogres de Barback SARL" in version.text
+    assert "style-src 'unsafe-inline'" in version.headers["content-security-policy"]
+    draft = app_client.get("/console/reports/notice/draft", params={"lang": "de"})
+    assert draft.status_code == 200
+    events = api(app_client, world, "GET", "/api/v1/audit/events", params={"module": "registers"})["events"]
+    published_events = [e for e in events if e["action"] == "registers.notice.published"]
+    assert len(published_events) == 1 and published_events[0]["actor"]["id"] == world.tokens[DPO].split("_")[1]
+
+
+def test_an_auditor_reads_the_notice_but_may_not_publish(app_client: TestClient, world: World) -> None:
+    api(app_client, world, "PUT", "/api/v1/registers/settings", json=registers_samples.settings())
+    signed_in(app_client, world, AUDITOR)
+    page = app_client.get("/console/reports/notice")
+    assert page.status_code == 200 and "/reports/notice/publish" not in page.text
+    refused = app_client.post("/console/reports/notice/publish", data={"csrf": csrf_of(page.text)})
+    assert refused.status_code == 403
+    assert api(app_client, world, "GET", "/api/v1/registers/notices")["versions"] == []
+    signed_in(app_client, world, OPERATOR)
+    assert app_client.get("/console/reports/notice/draft").status_code == 403
+
+
+@pytest.mark.parametrize("version", ["7", "0", "x"])
+def test_a_version_that_does_not_exist_is_a_404_page(app_client: TestClient, world: World, version: str) -> None:
+    signed_in(app_client, world, DPO)
+    assert app_client.get(f"/console/reports/notice/{version}").status_code == 404
+    assert app_client.get("/console/reports/notice/draft", params={"lang": "it"}).status_code == 404
+
+
+# Period report -----------------------------------------------------------------------------------
+
+
+def test_the_period_page_links_the_three_files_of_the_chosen_days(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, AUDITOR)
+    page = app_client.get("/console/reports/period", params={"since": "2026-01-01", "until": "2026-06-30"})
+    assert page.status_code == 200
+    for fmt in ("html", "pdf", "json"):
+        assert f"/console/reports/period.{fmt}?since=2026-01-01&amp;until=2026-06-30" in page.text
+    figures = app_client.get("/console/reports/period.json", params={"since": "2026-01-01", "until": "2026-06-30"})
+    assert figures.status_code == 200
+    body = figures.json()
+    assert (body["since"], body["until"]) == ("2026-01-01", "2026-06-30")
+    assert body["ledger"]["status"] == "ok"
+    html = app_client.get("/console/reports/period.html", params={"since": "2026-01-01", "until": "2026-06-30"})
+    assert html.status_code == 200 and "<svg" in html.text
+    pdf = app_client.get("/console/reports/period.pdf", params={"since": "2026-01-01", "until": "2026-06-30"})
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert "2026-01-01" in "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+    events = api(app_client, world, "GET", "/api/v1/audit/events", params={"module": "registers"})["events"]
+    formats = [e["fields"]["format"] for e in events if e["action"] == "registers.report.generated"]
+    assert formats == ["json", "html", "pdf"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"since": "2026-06-30", "until": "2026-01-01"}, "since", "must not be after until"),
+        ({"since": "2026-13-01"}, "since", ""),
+        ({"until": "tomorrow"}, "until", ""),
+        ({"since": "2020-01-01", "until": "2026-06-30"}, "since", "at most"),
+    ],
+)
+def test_a_bad_period_is_shown_beside_its_field_and_no_file_is_made(
+    app_client: TestClient, world: World, query: dict[str, str], field: str, message: str
+) -> None:
+    signed_in(app_client, world, DPO)
+    page = app_client.get("/console/reports/period", params=query)
+    assert page.status_code == 422
+    assert f'id="e-{field}"' in page.text and message in page.text
+    assert "/console/reports/period.pdf" not in page.text
+    assert app_client.get("/console/reports/period.pdf", params=query).status_code == 422
+    events = api(app_client, world, "GET", "/api/v1/audit/events", params={"module": "registers"})["events"]
+    assert not [e for e in events if e["action"] == "registers.report.generated"]
+
+
+# Register exports --------------------------------------------------------------------------------
+
+
+def test_the_register_downloads_as_ods_and_pdf(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    reports = app_client.get("/console/reports").text
+    for fmt in ("ods", "xlsx", "csv", "json", "pdf", "html"):
+        assert f"/console/reports/register.{fmt}" in reports
+    for link in ("/console/reports/compliance", "/console/reports/notice", "/console/reports/period"):
+        assert f'href="{link}"' in reports
+    ods = app_client.get("/console/reports/register.ods")
+    assert ods.headers["content-type"] == "application/vnd.oasis.opendocument.spreadsheet"
+    with zipfile.ZipFile(io.BytesIO(ods.content)) as archive:
+        assert "Billetterie en ligne" in archive.read("content.xml").decode()
+    pdf = app_client.get("/console/reports/register.pdf")
+    assert "attachment" in pdf.headers["content-disposition"]
+    assert "Billetterie en ligne" in "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.content)).pages)
+
+
+def test_the_dashboard_links_the_documents_to_the_roles_that_may_read_them(
+    app_client: TestClient, world: World
+) -> None:
+    signed_in(app_client, world, AUDITOR)
+    assert 'href="/console/reports/compliance"' in app_client.get("/console/").text
+    signed_in(app_client, world, OPERATOR)
+    assert "/console/reports/compliance" not in app_client.get("/console/").text
+
+
+# Requests by e-mail address ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [DPO, AUDITOR])
+def test_the_queue_filters_by_the_requesters_whole_address(app_client: TestClient, world: World, role: Role) -> None:
+    signed_in(app_client, world, role)
+    found = app_client.get("/console/requests", params={"email": "Emilie@Example.org"})
+    assert found.status_code == 200
+    assert f"/console/requests/{world.request_id}" in found.text
+    assert found.text.count('href="/console/requests/0') == 1
+    assert 'value="Emilie@Example.org"' in found.text
+    part = app_client.get("/console/requests", params={"email": "emilie"})
+    assert f"/console/requests/{world.request_id}" not in part.text
+    assert (
+        app_client.get("/console/requests", params={"email": "late@example.org"}).text.count(
+            'href="/console/requests/0'
+        )
+        == 1
+    )
+
+
+def test_a_too_short_address_filter_is_an_error_beside_the_field(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    page = app_client.get("/console/requests", params={"email": "ab"})
+    assert page.status_code == 200
+    assert 'href="#f-email"' in page.text and 'aria-invalid="true"' in page.text
+
+
+# DPIA import -------------------------------------------------------------------------------------
+
+
+def _dpia_count(client: TestClient, world: World) -> int:
+    return len(api(client, world, "GET", "/api/v1/registers/dpias")["items"])
+
+
+def test_a_pia_tool_export_is_imported_as_the_api_imports_it(app_client: TestClient, world: World) -> None:
+    export = app_client.get(f"/api/v1/registers/dpias/{world.dpia_id}/pia", headers=auth(world.tokens[ADMIN]))
+    document = export.json()
+    document["pia"]["name"] = "Imported from the PIA tool"
+    signed_in(app_client, world, DPO)
+    form = app_client.get("/console/registers/dpias/import")
+    assert form.status_code == 200
+    response = app_client.post(
+        "/console/registers/dpias/import",
+        data={"csrf": csrf_of(form.text), "pia": json.dumps(document)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    shown = app_client.get(response.headers["location"])
+    assert "The assessment is imported." in shown.text and "Imported from the PIA tool" in shown.text
+    items = api(app_client, world, "GET", "/api/v1/registers/dpias")["items"]
+    imported = next(i for i in items if i["record"]["name"] == "Imported from the PIA tool")
+    original = next(i for i in items if i["id"] == world.dpia_id)
+    assert imported["record"]["risks"] == original["record"]["risks"]
+    events = api(app_client, world, "GET", "/api/v1/audit/events", params={"target": imported["id"]})["events"]
+    assert [e["actor"]["id"] for e in events] == [world.tokens[DPO].split("_")[1]]
+
+
+@pytest.mark.parametrize(
+    ("pasted", "said"),
+    [
+        ("not json at all", "This is not a JSON object"),
+        ("[1, 2]", "This is not a JSON object"),
+        ('{"answers": []}', "pia: missing"),
+    ],
+)
+def test_a_bad_pia_export_is_refused_beside_the_field_and_nothing_is_recorded(
+    app_client: TestClient, world: World, pasted: str, said: str
+) -> None:
+    before = _dpia_count(app_client, world)
+    signed_in(app_client, world, DPO)
+    form = app_client.get("/console/registers/dpias/import")
+    response = app_client.post("/console/registers/dpias/import", data={"csrf": csrf_of(form.text), "pia": pasted})
+    assert response.status_code == 422
+    assert 'id="e-pia"' in response.text and said in response.text
+    assert str(escape(pasted)) in response.text, "what was pasted is kept in the field"
+    assert _dpia_count(app_client, world) == before
+
+
+def test_a_pia_export_with_a_severity_out_of_one_to_four_is_refused(app_client: TestClient, world: World) -> None:
+    document = app_client.get(f"/api/v1/registers/dpias/{world.dpia_id}/pia", headers=auth(world.tokens[ADMIN])).json()
+    gauges = [a for a in document["answers"] if a["reference_to"] % 10 in (5, 6) and a["data"].get("gauge")]
+    assert gauges, "the sample DPIA has rated risks"
+    gauges[0]["data"]["gauge"] = 5
+    before = _dpia_count(app_client, world)
+    signed_in(app_client, world, DPO)
+    form = app_client.get("/console/registers/dpias/import")
+    response = app_client.post(
+        "/console/registers/dpias/import", data={"csrf": csrf_of(form.text), "pia": json.dumps(document)}
+    )
+    assert response.status_code == 422
+    assert "does not fit an impact assessment" in response.text and "risks." in response.text
+    assert _dpia_count(app_client, world) == before
+
+
+@pytest.mark.parametrize("role", [AUDITOR, OPERATOR])
+def test_only_writers_import_a_pia_export(app_client: TestClient, world: World, role: Role) -> None:
+    signed_in(app_client, world, role)
+    assert app_client.get("/console/registers/dpias/import").status_code == 403
+    settings_page = app_client.get("/console/settings")
+    refused = app_client.post(
+        "/console/registers/dpias/import", data={"csrf": csrf_of(settings_page.text), "pia": '{"pia": {}}'}
+    )
+    assert refused.status_code == 403

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from gardien.core.errors import Problem
 from gardien.core.users import PasswordSignIn
-from gardien.web.console import audit, dashboard, registers, reports, requests, settings, signin
+from gardien.web.console import audit, dashboard, documents, registers, reports, requests, settings, signin
 from gardien.web.console.base import (
     STATIC,
     Refused,
@@ -55,7 +55,7 @@ def create_console(services: Services) -> FastAPI:
         idle=timedelta(minutes=settings_.console_idle_minutes),
         lifetime=timedelta(hours=settings_.console_session_hours),
     )
-    for module in (signin, dashboard, requests, audit, registers, reports, settings):
+    for module in (signin, dashboard, requests, audit, registers, documents, reports, settings):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -23,6 +23,8 @@ from gardien.core.errors import Problem
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from gardien.core.service import Principal, Unauthorized
+from gardien.registers.evidence import Evidence
+from gardien.registers.notices import NoticeService
 from gardien.registers.service import RegistersService
 from gardien.retention.service import RetentionService
 from gardien.rights.service import RightsService
@@ -33,6 +35,11 @@ from gardien.web.console.session import COOKIE, PATH, Session, SessionCodec
 STATIC = Path(__file__).parent / "static"
 MAX_FORM_BYTES = 256 * 1024
 MAX_FORM_FIELDS = 1000
+# The printable documents (register, notification, notice, report) carry their own stylesheet
+# inline, and inline SVG charts; none has a script.
+DOCUMENT_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
+)
 # Where a sign-in may send the browser back to: a console page, never another site.
 LOCAL_PATH = re.compile(r"^/console/[A-Za-z0-9/_\-]*$")
 
@@ -52,6 +59,10 @@ class Services:
     registers: RegistersService
     consent: ConsentService
     retention: RetentionService
+    # The generated documents: the privacy notice's versions, and the figures of the compliance
+    # matrix and the period report.
+    notices: NoticeService
+    evidence: Evidence
 
 
 @dataclass

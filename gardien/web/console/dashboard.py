@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from gardien.core.errors import NotFound
 from gardien.rights.schemas import RequestOut
 from gardien.web.console.base import Viewer, page, services_of, viewer
-from gardien.web.console.pages import AUDIT_VERIFIERS, DASHBOARD, REQUEST_MANAGERS
+from gardien.web.console.pages import AUDIT_VERIFIERS, COMPLIANCE_READERS, DASHBOARD, REQUEST_MANAGERS
 
 router = APIRouter()
 MAX_BREACHES = 200
@@ -77,6 +77,7 @@ def dashboard(request: Request, seen: Viewer = Depends(viewer(DASHBOARD))) -> HT
             "head_size": services.ledger.head_size(org),
             "verification": services.ledger.last_verification(org),
             "may_verify": seen.may(AUDIT_VERIFIERS),
+            "may_read_documents": seen.may(COMPLIANCE_READERS),
             "alerts": services.registers.alerts(org).alerts,
             "runs": runs,
             "run_rows": run_rows,

@@ -7,6 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
@@ -27,8 +28,9 @@ from gardien.registers.schemas import (
     SpecialCategory,
 )
 from gardien.registers.service import KIND_ACTIVITY, KIND_PROCESSOR
-from gardien.web.console import forms
+from gardien.web.console import forms, i18n
 from gardien.web.console.base import (
+    DOCUMENT_POLICY,
     Form,
     Viewer,
     field_errors,
@@ -311,9 +313,9 @@ def notification_form(
     document = documents.notification_form(
         entry, header, authority, documents.authority_language(authority, None), kind
     )
-    # The document carries its own stylesheet inline, for printing; it has no script.
-    policy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
-    return HTMLResponse(documents.render("notification.html", document), headers={"Content-Security-Policy": policy})
+    return HTMLResponse(
+        documents.render("notification.html", document), headers={"Content-Security-Policy": DOCUMENT_POLICY}
+    )
 
 
 # DPIAs -------------------------------------------------------------------------------------------
@@ -322,13 +324,47 @@ def notification_form(
 @router.get("/dpias", response_class=HTMLResponse)
 def dpias(request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> HTMLResponse:
     found = services_of(request).registers.dpias(seen.principal.org_id, _cursor(request), PAGE_SIZE)
-    return _listing(request, "dpias.html", found, "/registers/dpias")
+    return _listing(request, "dpias.html", found, "/registers/dpias", may_import=seen.may(REGISTER_WRITERS))
+
+
+def _import_page(request: Request, typed: str = "", errors: dict[str, str] | None = None) -> HTMLResponse:
+    return page(request, "dpia_import.html", {"typed": typed, "errors": errors or {}}, status=422 if errors else 200)
+
+
+@router.get("/dpias/import", response_class=HTMLResponse)
+def import_form(request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    return _import_page(request)
+
+
+@router.post("/dpias/import")
+async def import_dpia(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    """A CNIL PIA tool export, pasted: read as POST /api/v1/registers/dpias/import-pia reads it."""
+    seen, typed = form.viewer, form.get("pia")
+    try:
+        document = orjson.loads(typed)
+    except orjson.JSONDecodeError:
+        document = None
+    if not isinstance(document, dict):
+        return _import_page(request, typed, {"pia": i18n.text(seen.lang, "pia_not_json")})
+    try:
+        record = pia.import_(document)
+        entry = await services_of(request).registers.create_dpia(
+            seen.principal.org_id, record, seen.actor(), verb="imported"
+        )
+    except (ValidationError, Problem) as exc:
+        if isinstance(exc, Problem) and exc.status >= 500:
+            raise
+        found = field_errors(exc, seen.lang)
+        # The members are the PIA file's, not fields of this form: listed beside the one field.
+        listed = "; ".join(f"{path}: {message}" if path else message for path, message in found.items())
+        return _import_page(request, typed, {"pia": i18n.text(seen.lang, "pia_not_fitting", errors=listed)})
+    return redirect(request, url(f"/registers/dpias/{entry.id}", done="imported"))
 
 
 @router.get("/dpias/{entry_id}", response_class=HTMLResponse)
 def dpia(entry_id: str, request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> HTMLResponse:
     entry = services_of(request).registers.dpia(seen.principal.org_id, _entry(entry_id))
-    return page(request, "dpia.html", {"entry": entry})
+    return page(request, "dpia.html", {"entry": entry, "done": request.query_params.get("done", "")})
 
 
 @router.get("/dpias/{entry_id}/pia")

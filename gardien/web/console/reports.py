@@ -10,14 +10,21 @@ from fastapi.responses import HTMLResponse, Response
 from gardien.core.errors import NotFound
 from gardien.registers import exports
 from gardien.registers.exports import ExportFormat
-from gardien.web.console.base import Viewer, page, services_of, viewer
+from gardien.web.console.base import DOCUMENT_POLICY, Viewer, page, services_of, viewer
 from gardien.web.console.pages import COMPLIANCE_READERS
 
 router = APIRouter()
 MAX_LISTED = 200
 # The DPIA event log's window on this page: the last year, as one total.
 LOG_SPAN = timedelta(days=365)
-FORMATS: dict[str, ExportFormat] = {"xlsx": "xlsx", "csv": "csv", "json": "json", "html": "html"}
+FORMATS: dict[str, ExportFormat] = {
+    "ods": "ods",
+    "xlsx": "xlsx",
+    "csv": "csv",
+    "json": "json",
+    "pdf": "pdf",
+    "html": "html",
+}
 
 
 @router.get("/reports", response_class=HTMLResponse)
@@ -53,6 +60,5 @@ def register_export(fmt: str, request: Request, seen: Viewer = Depends(viewer(CO
     disposition = "inline" if fmt == "html" else f'attachment; filename="{filename}"'
     headers = {"Content-Disposition": disposition}
     if fmt == "html":
-        # The printable register carries its own stylesheet inline; it has no script.
-        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        headers["Content-Security-Policy"] = DOCUMENT_POLICY
     return Response(content, media_type=exports.MEDIA_TYPES[fmt], headers=headers)

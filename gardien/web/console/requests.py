@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from gardien.core.errors import NotFound, Problem
+from gardien.core.schemas import NO_NUL
 from gardien.rights.schemas import REQUEST_ID, ReasonIn, RejectionCode, RequestType, Status, TransitionIn
 from gardien.rights.service import ALLOWED, OPEN
 from gardien.web.console.base import (
@@ -31,6 +32,9 @@ PAGE_SIZE = 50
 
 
 class QueueFilter(BaseModel):
+    # The requester's whole address, as the API's filter takes it: requests are found by a keyed
+    # hash of the address, so a part of one finds nothing.
+    email: str | None = Field(default=None, min_length=3, max_length=320, pattern=NO_NUL)
     status: Status | None = None
     type: RequestType | None = None
     overdue: bool | None = None
@@ -55,6 +59,7 @@ def queue(request: Request, seen: Viewer = Depends(viewer(REQUEST_READERS))) -> 
             seen.principal.org_id,
             status=chosen.status,
             type=chosen.type,
+            email=chosen.email,
             overdue=chosen.overdue,
             extended=chosen.extended,
             cursor=chosen.cursor,
