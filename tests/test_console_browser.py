@@ -409,3 +409,44 @@ def test_import_a_pia_tool_export_with_the_keyboard_alone(
     expect(page.get_by_role("status")).to_have_text("The assessment is imported.")
     expect(page.get_by_role("heading", level=1)).to_have_text("Vidéosurveillance du foyer (import)")
     shot(page, "dpia-imported--dpo")
+
+
+def test_record_a_processor_with_the_keyboard_alone(
+    new_context: Callable[..., BrowserContext], server: str, world: World
+) -> None:
+    page = new_context().new_page()
+    sign_in_with_keyboard(page, server, world.tokens[DPO])
+    tab_to(page, "Processors")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/processors")
+    tab_to(page, "Record a processor")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/processors/new")
+    tab_to(page, "f-name")
+    page.keyboard.type("Scaleway")
+    page.keyboard.press("Tab")
+    assert focused(page) == "f-country"
+    page.keyboard.type("FR")
+    tab_to(page, "f-services")
+    page.keyboard.type("hébergement des serveurs")
+    tab_to(page, "f-locations-0-country")
+    page.keyboard.type("FR")
+    page.keyboard.press("Tab")
+    page.keyboard.type("in the")
+    assert page.locator("#f-locations-0-transfer_tool").input_value() == "eea"
+    tab_to(page, "f-dpa-signed_on")
+    page.keyboard.type("03012026")
+    tab_to(page, "a_instructions")
+    page.keyboard.press("Space")
+    tab_to(page, "Save")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Scaleway")
+    assert audit(page) == []
+    shot(page, "processor-recorded--dpo")
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        items = api.get("/api/v1/registers/processors").json()["items"]
+    record = next(i["record"] for i in items if i["record"]["name"] == "Scaleway")
+    assert record["locations"] == [{"country": "FR", "transfer_tool": "eea"}]
+    assert record["dpa"]["signed_on"] == "2026-03-01"
+    assert record["clauses"]["a_instructions"] is True and record["clauses"]["b_confidentiality"] is False

@@ -1119,3 +1119,116 @@ def test_only_writers_import_a_pia_export(app_client: TestClient, world: World, 
         "/console/registers/dpias/import", data={"csrf": csrf_of(settings_page.text), "pia": '{"pia": {}}'}
     )
     assert refused.status_code == 403
+
+
+# Processor forms ---------------------------------------------------------------------------------
+
+
+def processor_form(token: str, **fields: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "csrf": token,
+        "name": "Brevo",
+        "country": "FR",
+        "address": "",
+        "contact.name": "Service client",
+        "contact.email": "dpa@brevo.example",
+        "contact.phone": "",
+        "dpo.name": "",
+        "dpo.email": "",
+        "dpo.phone": "",
+        "services": "e-mails transactionnels\nlettres d'information\n",
+        "data_categories": "identity\ncontact",
+        "subject_categories": "adhérents",
+        "duration": "durée du contrat",
+        "breach_notice_hours": "48",
+        "locations.0.country": "FR",
+        "locations.0.transfer_tool": "eea",
+        "locations.1.country": "",
+        "locations.1.transfer_tool": "",
+        "locations.2.country": "US",
+        "locations.2.transfer_tool": "scc",
+        "dpa.signed_on": "2026-03-01",
+        "dpa.review_on": "2027-03-01",
+        "dpa.reference": "DPA-2026-07",
+        "clauses": ["a_instructions", "b_confidentiality", "c_security"],
+        "sub_processors.0.name": "OVHcloud",
+        "sub_processors.0.country": "FR",
+        "sub_processors.0.service": "hébergement",
+        "sub_processors.0.authorisation": "specific",
+    }
+    form.update(fields)
+    return form
+
+
+def test_a_processor_is_recorded_from_the_form_as_the_api_would_store_it(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/processors/new").text)
+    response = app_client.post("/console/registers/processors/new", data=processor_form(token), follow_redirects=False)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].endswith("?done=saved")
+    entry_id = response.headers["location"].split("/")[-1].split("?")[0]
+    record = api(app_client, world, "GET", f"/api/v1/registers/processors/{entry_id}")["record"]
+    assert record["services"] == ["e-mails transactionnels", "lettres d'information"]
+    assert record["locations"] == [{"country": "FR", "transfer_tool": "eea"}, {"country": "US", "transfer_tool": "scc"}]
+    assert record["dpa"] == {"signed_on": "2026-03-01", "review_on": "2027-03-01", "reference": "DPA-2026-07"}
+    assert [name for name, present in record["clauses"].items() if present] == [
+        "a_instructions",
+        "b_confidentiality",
+        "c_security",
+    ]
+    assert record["sub_processors"] == [
+        {"name": "OVHcloud", "country": "FR", "service": "hébergement", "authorisation": "specific"}
+    ]
+    assert record["contact"]["email"] == "dpa@brevo.example" and record["dpo"] is None
+    assert record["breach_notice_hours"] == 48
+    # The clauses left out are the registers' alerts, shown on the processor's page.
+    shown = app_client.get(response.headers["location"]).text
+    assert "Saved." in shown
+    alerts = api(app_client, world, "GET", "/api/v1/registers/processors/alerts")["alerts"]
+    mine = [a for a in alerts if a["processor_id"] == entry_id]
+    assert mine and all(escape(a["detail"]) in shown for a in mine)
+
+
+def test_editing_a_processor_shows_its_record_and_replaces_it(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    form = app_client.get(f"/console/registers/processors/{world.processor_id}/edit")
+    assert form.status_code == 200
+    assert 'value="Mailjet"' in form.text and 'value="AWS"' in form.text
+    assert 'name="clauses" value="h_audits" checked' in form.text
+    response = app_client.post(
+        f"/console/registers/processors/{world.processor_id}/edit",
+        data=processor_form(csrf_of(form.text), name="Mailjet SAS"),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    entry = api(app_client, world, "GET", f"/api/v1/registers/processors/{world.processor_id}")
+    assert entry["record"]["name"] == "Mailjet SAS" and entry["version"] == 2
+
+
+def test_a_refused_processor_form_shows_each_error_beside_its_field_and_stores_nothing(
+    app_client: TestClient, world: World
+) -> None:
+    before = len(api(app_client, world, "GET", "/api/v1/registers/processors")["items"])
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/processors/new").text)
+    form = processor_form(
+        token,
+        country="France",
+        services="",
+        breach_notice_hours="0",
+        **{"locations.2.transfer_tool": "", "dpa.signed_on": "2026-02-30"},
+    )
+    response = app_client.post("/console/registers/processors/new", data=form)
+    assert response.status_code == 422
+    for field in ("country", "services", "breach_notice_hours", "locations-2-transfer_tool", "dpa-signed_on"):
+        assert f'id="e-{field}"' in response.text, field
+    assert 'value="Brevo"' in response.text, "what was typed comes back"
+    assert len(api(app_client, world, "GET", "/api/v1/registers/processors")["items"]) == before
+
+
+def test_a_reader_may_not_send_the_processor_form(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, OPERATOR)
+    token = csrf_of(app_client.get("/console/settings").text)
+    refused = app_client.post("/console/registers/processors/new", data=processor_form(token))
+    assert refused.status_code == 403
+    assert "/registers/processors/new" not in app_client.get("/console/registers/processors").text

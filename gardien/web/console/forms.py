@@ -13,8 +13,10 @@ from typing import Any
 
 from gardien.registers.schemas import (
     BreachIn,
+    Clauses,
     ControllerActivity,
     DataCategory,
+    ProcessorIn,
 )
 from gardien.web.console.base import Form, lines, local_input, moment, optional
 
@@ -232,3 +234,77 @@ def breach_body(state: dict[str, Any], kept_from: dict[str, Any]) -> dict[str, A
     contact = {c: v for c, v in state["dpo_contact"].items() if v}
     body["dpo_contact"] = {**kept_from, **contact} if contact else None
     return {k: v for k, v in body.items() if v is not None or k in ("dpo_contact",)}
+
+
+# Processors (Art. 28) ----------------------------------------------------------------------------
+
+PROCESSOR_TEXTS = ("name", "address", "country", "duration", "breach_notice_hours")
+PROCESSOR_LINES = ("services", "data_categories", "subject_categories")
+PROCESSOR_ROWS: dict[str, tuple[str, ...]] = {
+    "locations": ("country", "transfer_tool"),
+    "sub_processors": ("name", "country", "service", "authorisation"),
+}
+DPA = ("signed_on", "review_on", "reference")
+CLAUSES = tuple(Clauses.model_fields)
+PROCESSOR_CONTACTS = ("contact", "dpo")
+
+
+def processor_state(record: ProcessorIn | None) -> dict[str, Any]:
+    if record is None:
+        return {
+            **dict.fromkeys((*PROCESSOR_TEXTS, *PROCESSOR_LINES), ""),
+            **{member: [] for member in PROCESSOR_ROWS},
+            "dpa": dict.fromkeys(DPA, ""),
+            "clauses": [],
+            **{who: dict.fromkeys(CONTACT, "") for who in PROCESSOR_CONTACTS},
+        }
+    dumped = record.model_dump(mode="json")
+    return {
+        **{name: "" if dumped.get(name) is None else str(dumped[name]) for name in PROCESSOR_TEXTS},
+        **{name: "\n".join(dumped[name]) for name in PROCESSOR_LINES},
+        **{
+            member: [{c: str(row.get(c) or "") for c in columns} for row in dumped[member]]
+            for member, columns in PROCESSOR_ROWS.items()
+        },
+        "dpa": {k: dumped["dpa"].get(k) or "" for k in DPA},
+        "clauses": [name for name in CLAUSES if dumped["clauses"][name]],
+        **{who: {c: (dumped.get(who) or {}).get(c) or "" for c in CONTACT} for who in PROCESSOR_CONTACTS},
+    }
+
+
+def processor_from_form(form: Form) -> dict[str, Any]:
+    return {
+        **{name: form.get(name).strip() for name in PROCESSOR_TEXTS},
+        **{name: form.get(name) for name in PROCESSOR_LINES},
+        **{member: _rows(form, member, columns) for member, columns in PROCESSOR_ROWS.items()},
+        "dpa": {k: form.get(f"dpa.{k}").strip() for k in DPA},
+        "clauses": [name for name in form.all("clauses") if name in CLAUSES],
+        **{who: {c: form.get(f"{who}.{c}").strip() for c in CONTACT} for who in PROCESSOR_CONTACTS},
+    }
+
+
+def processor_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The record to validate, and how to move its errors back onto the form.
+
+    `kept_from`: the stored contacts' postal addresses, which the form does not show.
+    """
+    body: dict[str, Any] = {name: optional(state[name]) for name in PROCESSOR_TEXTS}
+    body["name"] = state["name"]
+    body["country"] = state["country"]
+    body.update({name: lines(state[name]) for name in PROCESSOR_LINES})
+    origins: dict[str, list[int]] = {}
+    for member in PROCESSOR_ROWS:
+        rows, origins[member] = _kept(state[member])
+        body[member] = [{k: v for k, v in row.items() if v} for row in rows]
+    body["dpa"] = {k: optional(v) for k, v in state["dpa"].items()}
+    body["clauses"] = {name: name in state["clauses"] for name in CLAUSES}
+    for who in PROCESSOR_CONTACTS:
+        typed = {c: v for c, v in state[who].items() if v}
+        body[who] = {**kept_from.get(who, {}), **typed} if typed else None
+
+    def place(errors: dict[str, str]) -> dict[str, str]:
+        for member, numbers in origins.items():
+            errors = renumber(errors, member, numbers)
+        return collapse(errors, PROCESSOR_LINES)
+
+    return {k: v for k, v in body.items() if v is not None}, place

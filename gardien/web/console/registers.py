@@ -21,11 +21,13 @@ from gardien.registers.schemas import (
     DataCategory,
     LegalBasis,
     NotificationIn,
+    ProcessorIn,
     RecipientKind,
     Risk,
     Safeguard,
     SecurityMeasure,
     SpecialCategory,
+    TransferTool,
 )
 from gardien.registers.service import KIND_ACTIVITY, KIND_PROCESSOR
 from gardien.web.console import forms, i18n
@@ -104,6 +106,33 @@ async def _save(
     return page(request, template, {**context, "errors": errors, **_choices()}, status=422)
 
 
+async def _save_entry(
+    request: Request,
+    seen: Viewer,
+    kind: Any,
+    entry_id: str | None,
+    template: str,
+    context: dict[str, Any],
+    validate: Callable[[], Any],
+    place: Callable[[dict[str, str]], dict[str, str]],
+) -> Response:
+    """Create (no `entry_id`) or replace a register entry of `kind` from its form, then show it
+    at `/registers/<template's list>/<id>`."""
+    registers, org = services_of(request).registers, seen.principal.org_id
+
+    async def store(record: Any) -> Any:
+        if entry_id is None:
+            return await registers.create(org, kind, record, seen.actor())
+        return await registers.replace(org, kind, entry_id, record, seen.actor())
+
+    listing = "activities" if kind is KIND_ACTIVITY else "processors"
+
+    def done(saved: Any) -> str:
+        return url(f"/registers/{listing}/{saved.id}", done="saved")
+
+    return await _save(request, template, context, validate, place, store, done)
+
+
 # Processing activities ---------------------------------------------------------------------------
 
 
@@ -156,20 +185,16 @@ async def _store_activity(request: Request, form: Form, entry_id: str | None) ->
         kept = {"joint_controllers": entry.record.model_dump(mode="json")["joint_controllers"]}
     state = forms.activity_from_form(form)
     body, place = forms.activity_body(state, kept)
-
-    async def store(record: ControllerActivity) -> Any:
-        if entry_id is None:
-            return await registers.create(org, KIND_ACTIVITY, record, seen.actor())
-        return await registers.replace(org, KIND_ACTIVITY, entry_id, record, seen.actor())
-
-    return await _save(
+    context = {"state": state, "entry": entry}
+    return await _save_entry(
         request,
+        seen,
+        KIND_ACTIVITY,
+        entry_id,
         "activity_form.html",
-        {"state": state, "entry": entry},
+        context,
         lambda: ControllerActivity.model_validate(body),
         place,
-        store,
-        lambda saved: url(f"/registers/activities/{saved.id}", done="saved"),
     )
 
 
@@ -179,7 +204,17 @@ async def _store_activity(request: Request, form: Form, entry_id: str | None) ->
 @router.get("/processors", response_class=HTMLResponse)
 def processors(request: Request, seen: Viewer = Depends(viewer(REGISTER_READERS))) -> HTMLResponse:
     found = services_of(request).registers.processors(seen.principal.org_id, _cursor(request), PAGE_SIZE)
-    return _listing(request, "processors.html", found, "/registers/processors")
+    return _listing(request, "processors.html", found, "/registers/processors", may_write=seen.may(REGISTER_WRITERS))
+
+
+def _processor_choices() -> dict[str, Any]:
+    return {"transfer_tools": [tool.value for tool in TransferTool], "clause_names": list(forms.CLAUSES)}
+
+
+@router.get("/processors/new", response_class=HTMLResponse)
+def new_processor(request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    context = {"state": forms.processor_state(None), "errors": {}, "entry": None, **_processor_choices()}
+    return page(request, "processor_form.html", context)
 
 
 @router.get("/processors/{entry_id}", response_class=HTMLResponse)
@@ -188,7 +223,54 @@ def processor(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REG
     org = seen.principal.org_id
     entry = registers.get(org, KIND_PROCESSOR, _entry(entry_id))
     alerts = [a for a in registers.alerts(org).alerts if a.processor_id == entry.id]
-    return page(request, "processor.html", {"entry": entry, "alerts": alerts})
+    context = {
+        "entry": entry,
+        "alerts": alerts,
+        "may_write": seen.may(REGISTER_WRITERS),
+        "done": request.query_params.get("done"),
+    }
+    return page(request, "processor.html", context)
+
+
+@router.get("/processors/{entry_id}/edit", response_class=HTMLResponse)
+def edit_processor(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    entry = services_of(request).registers.get(seen.principal.org_id, KIND_PROCESSOR, _entry(entry_id))
+    context = {"state": forms.processor_state(entry.record), "errors": {}, "entry": entry, **_processor_choices()}
+    return page(request, "processor_form.html", context)
+
+
+@router.post("/processors/new")
+async def create_processor(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _store_processor(request, form, None)
+
+
+@router.post("/processors/{entry_id}/edit")
+async def update_processor(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _store_processor(request, form, _entry(entry_id))
+
+
+async def _store_processor(request: Request, form: Form, entry_id: str | None) -> Response:
+    registers, seen = services_of(request).registers, form.viewer
+    org = seen.principal.org_id
+    entry = registers.get(org, KIND_PROCESSOR, entry_id) if entry_id is not None else None
+    kept: dict[str, Any] = {}
+    if entry is not None:
+        stored = entry.record.model_dump(mode="json")
+        kept = {who: {"address": stored[who]["address"]} for who in forms.PROCESSOR_CONTACTS if stored.get(who)}
+        kept = {who: {k: v for k, v in values.items() if v} for who, values in kept.items()}
+    state = forms.processor_from_form(form)
+    body, place = forms.processor_body(state, kept)
+    context = {"state": state, "entry": entry, **_processor_choices()}
+    return await _save_entry(
+        request,
+        seen,
+        KIND_PROCESSOR,
+        entry_id,
+        "processor_form.html",
+        context,
+        lambda: ProcessorIn.model_validate(body),
+        place,
+    )
 
 
 # Breaches ----------------------------------------------------------------------------------------
