@@ -287,7 +287,7 @@ from gardien.core.settings import Settings
 app = create_served_app() if sys.argv[1] == "served" else create_app(Settings())
 with TestClient(app) as client:
     assert client.get("/healthz").status_code == 200
-    print(gc.get_freeze_count())
+    print(sys.getswitchinterval(), gc.get_freeze_count())
 """
 
 
@@ -296,14 +296,22 @@ def test_only_a_served_app_moves_its_startup_heap_out_of_the_collectors_sight(
     tmp_path: Path, how: str, frozen: bool
 ) -> None:
     """`gardien serve` freezes what startup allocated, so that full collections under load stay
-    short; an app built by tests or an embedding program leaves its host's collector alone."""
+    short, and shortens the GIL's switch interval to GARDIEN_GIL_SWITCH_MS; an app built by tests
+    or an embedding program leaves its host's collector and interpreter alone."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "GARDIEN_DATABASE_URL": f"sqlite:///{tmp_path}/g.db", "GARDIEN_KEYS_DIR": str(tmp_path / "k")}
+    env = {
+        **os.environ,
+        "GARDIEN_DATABASE_URL": f"sqlite:///{tmp_path}/g.db",
+        "GARDIEN_KEYS_DIR": str(tmp_path / "k"),
+        "GARDIEN_GIL_SWITCH_MS": "0.5",
+    }
     migrate = subprocess.run([sys.executable, "-m", "gardien", "migrate"], env=env, capture_output=True, text=True)
     assert migrate.returncode == 0, migrate.stderr
     done = subprocess.run([sys.executable, "-c", FROZEN_PROBE, how], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert (int(done.stdout.split()[-1]) > 10_000) is frozen
+    interval, frozen_objects = done.stdout.split()[-2:]
+    assert (int(frozen_objects) > 10_000) is frozen
+    assert float(interval) == (0.0005 if frozen else 0.005)

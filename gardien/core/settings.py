@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     # another replica is seen by `is_allowed` here after at most this long.
     consent_cache_seconds: float = Field(default=5.0, ge=0, le=3600)
     group_commit_max: int = 512
+    # FastAPI's own OpenTelemetry instrumentation (traces, metrics, logs of each request). Off unless
+    # asked for: when a tracer or meter provider is configured in the process it costs every request
+    # a span, and even unconfigured it looks the providers up on each one.
+    opentelemetry: bool = False
+    # `gardien serve`: how long (ms) a thread may hold the GIL while another waits for it. Python's
+    # default, 5 ms, is paid by the writer thread after each of its database round trips whenever
+    # the event loop is busy.
+    gil_switch_ms: float = Field(default=1.0, ge=0.1, le=100)
 
     # Outgoing e-mail (identity codes of data-subject requests, deadline reminders). No host: no e-mail.
     smtp_host: str | None = None
