@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sca-rate", type=float, default=500.0, help="open-loop requests/s of the SCA HTTP figure (default 500)"
     )
     parser.add_argument(
-        "--dsr-customers", type=int, help="customers in the dsr group's host database (default 100,000; quick 20,000)"
+        "--dsr-customers", type=int, help="customers in the dsr group's host database (default 1,000,000; quick 20,000)"
     )
     parser.add_argument(
         "--retention-rows", type=int, help="host rows in the retention group (default 1,000,000; quick 100,000)"
@@ -149,7 +149,7 @@ def run_engine(engine: str, args: argparse.Namespace, cfg: Config, reporter: Rep
         if "rights" in args.groups:
             rights.run(env, cfg, reporter)
         if "dsr" in args.groups:
-            dsr.run(env, cfg, reporter, args.dsr_customers or (20_000 if cfg.quick else 100_000))
+            dsr.run(env, cfg, reporter, args.dsr_customers or (20_000 if cfg.quick else 1_000_000))
         if "retention" in args.groups:
             rows = args.retention_rows or (100_000 if cfg.quick else 1_000_000)
             retention.run(env, cfg, reporter, rows, args.retention_baseline_rows)

@@ -146,3 +146,33 @@ def test_access_columns_are_the_declared_ones(host: Host) -> None:
     engine.walk(ANA, lambda table, rows: seen.setdefault(table, []).extend(rows))
     assert sorted(seen["shop.customers"][0]) == ["birth_date", "email", "id", "last_order_id", "name", "phone"]
     assert sum(len(rows) for rows in seen.values()) == 11  # 1 + 2 + 2 + 3 + 2 + 1
+
+
+def test_a_composite_key_filter_reads_the_index_on_sqlite(tmp_path: Any) -> None:
+    # SQLite plans `(a, b) IN (VALUES …)` alone as a scan of the whole table: erasing one subject's
+    # order lines read all the shop's (0.9 s a subject with 8M lines). The filter must seek instead.
+    from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, delete
+
+    from gardien.datamap.engine import key_filter
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'host.db'}")
+    lines = Table(
+        "order_items",
+        MetaData(),
+        Column("order_id", Integer, primary_key=True),
+        Column("line_no", Integer, primary_key=True),
+        Column("product", String(20)),
+    )
+    lines.create(engine)
+    with engine.begin() as conn:
+        rows = [{"order_id": o, "line_no": n, "product": "book"} for o in range(50) for n in (1, 2)]
+        conn.execute(lines.insert(), rows)
+        statement = delete(lines).where(key_filter(lines, ["order_id", "line_no"], [(28, 1), (28, 2), (29, 1)]))
+        compiled = statement.compile(engine, compile_kwargs={"render_postcompile": True})
+        values = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), values).all()
+        details = " / ".join(row[-1] for row in plan)
+        assert "SEARCH order_items USING INDEX" in details, details
+        assert "SCAN order_items" not in details, details
+        assert conn.execute(statement).rowcount == 3
+        assert len(conn.execute(lines.select()).all()) == 97

@@ -100,7 +100,10 @@ def key_filter(table: Table, pk: Sequence[str], keys: Sequence[Key]) -> ColumnEl
     typed = [
         tuple(coerce(col, [v])[0] if coerce(col, [v]) else v for col, v in zip(columns, k, strict=True)) for k in keys
     ]
-    return tuple_(*columns).in_(typed)
+    # The leading column's own IN-list first: SQLite (3.40) plans `(a, b) IN (VALUES …)` as a scan of
+    # the whole table; with `a IN (…)` beside it, it reads the key's index, then checks the pairs.
+    leading = list(dict.fromkeys(k[0] for k in typed))
+    return and_(columns[0].in_(leading), tuple_(*columns).in_(typed))
 
 
 class Engine:
