@@ -450,3 +450,123 @@ def test_record_a_processor_with_the_keyboard_alone(
     assert record["locations"] == [{"country": "FR", "transfer_tool": "eea"}]
     assert record["dpa"]["signed_on"] == "2026-03-01"
     assert record["clauses"]["a_instructions"] is True and record["clauses"]["b_confidentiality"] is False
+
+
+# The DPIA form is long, and Chromium's date fields take a Tab per segment.
+LONG_FORM = 400
+
+
+def test_record_and_edit_a_dpia_with_the_keyboard_alone(
+    new_context: Callable[..., BrowserContext], server: str, world: World
+) -> None:
+    page = new_context().new_page()
+    sign_in_with_keyboard(page, server, world.tokens[DPO])
+    tab_to(page, "Impact assessments", limit=LONG_FORM)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/dpias")
+    tab_to(page, "New impact assessment", limit=LONG_FORM)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/dpias/new")
+    shot(page, "dpia-form-new--dpo")
+
+    # Enter in a text field presses the form's first button, Save (not "add a row"): without a
+    # name, the errors come first and what was typed is kept.
+    tab_to(page, "f-context-processing", limit=LONG_FORM)
+    page.keyboard.type("Badges nominatifs pour entrer dans les trois sites")
+    tab_to(page, "f-measures-0-title", limit=LONG_FORM)
+    page.keyboard.press("Enter")
+    expect(page.locator("#e-name")).to_be_visible()
+    assert focused(page) == "error-summary"
+    expect(page.locator("#f-context-processing")).to_have_value("Badges nominatifs pour entrer dans les trois sites")
+    assert audit(page) == []
+    shot(page, "dpia-form-errors--dpo")
+
+    tab_to(page, "f-name", limit=LONG_FORM)
+    page.keyboard.type("Badges d'accès aux locaux")
+    tab_to(page, "f-measures-0-title", limit=LONG_FORM)
+    page.keyboard.type("Journalisation")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Les passages sont tracés.")
+    tab_to(page, "f-measures-1-title", limit=LONG_FORM)
+    page.keyboard.type("Chiffrement")
+    tab_to(page, "Add a measure", limit=LONG_FORM)
+    page.keyboard.press("Enter")
+    # The form comes back with a third row, which has the focus; nothing was lost.
+    expect(page.locator("#f-measures-2-title")).to_be_focused()
+    assert focused(page) == "f-measures-2-title"
+    expect(page.locator("#f-measures-1-title")).to_have_value("Chiffrement")
+    expect(page.locator("#f-name")).to_have_value("Badges d'accès aux locaux")
+    page.keyboard.type("Badges désactivés à distance")
+
+    tab_to(page, "f-risks-illegitimate_access-impacts", limit=LONG_FORM)
+    page.keyboard.type("suivi des déplacements")
+    page.keyboard.press("Enter")
+    page.keyboard.type("usurpation d'identité")
+    tab_to(page, "f-risks-illegitimate_access-severity", limit=LONG_FORM)
+    page.keyboard.type("3")
+    assert page.locator("#f-risks-illegitimate_access-severity").input_value() == "3"
+    tab_to(page, "f-risks-illegitimate_access-likelihood", limit=LONG_FORM)
+    page.keyboard.type("2")
+    tab_to(page, "f-action_plan-0-reference", limit=LONG_FORM)
+    page.keyboard.type("3.2")
+    assert page.locator("#f-action_plan-0-reference").input_value() == "3.2"
+    page.keyboard.press("Tab")
+    page.keyboard.type("Désactiver un badge perdu dans l'heure")
+    page.keyboard.press("Tab")
+    assert focused(page) == "f-action_plan-0-due_on"
+    page.keyboard.type("01312027")
+    tab_to(page, "f-action_plan-0-owner", limit=LONG_FORM)
+    page.keyboard.type("Services généraux")
+    page.keyboard.press("Tab")
+    assert focused(page) == "f-action_plan-0-status"
+    page.keyboard.type("in")
+    assert page.locator("#f-action_plan-0-status").input_value() == "in_progress"
+    tab_to(page, "f-validation-people_searched", limit=LONG_FORM)
+    page.keyboard.press("Space")
+    shot(page, "dpia-form-filled--dpo")
+    tab_to(page, "Save", limit=LONG_FORM)
+    page.keyboard.press("Enter")
+
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Badges d'accès aux locaux")
+    assert audit(page) == []
+    shot(page, "dpia-recorded--dpo")
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        items = api.get("/api/v1/registers/dpias").json()["items"]
+    entry = next(i for i in items if i["record"]["name"] == "Badges d'accès aux locaux")
+    record = entry["record"]
+    assert record["context"]["processing"] == "Badges nominatifs pour entrer dans les trois sites"
+    assert [m["title"] for m in record["measures"]] == ["Journalisation", "Chiffrement", "Badges désactivés à distance"]
+    access = record["risks"]["illegitimate_access"]
+    assert access["impacts"] == ["suivi des déplacements", "usurpation d'identité"]
+    assert (access["severity"], access["likelihood"]) == (3, 2)
+    assert record["action_plan"] == [
+        {
+            "reference": "3.2",
+            "action": "Désactiver un badge perdu dans l'heure",
+            "due_on": "2027-01-31",
+            "owner": "Services généraux",
+            "status": "in_progress",
+        }
+    ]
+    assert record["validation"]["people_searched"] is True
+
+    # Edit it: validated by the DPO.
+    tab_to(page, "Edit", limit=LONG_FORM)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server}/console/registers/dpias/{entry['id']}/edit")
+    tab_to(page, "f-validation-dpo_status", limit=LONG_FORM)
+    page.keyboard.type("f")
+    tab_to(page, "f-validation-status", limit=LONG_FORM)
+    page.keyboard.type("v")
+    tab_to(page, "Save", limit=LONG_FORM)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(page.locator(".toolbar .tag").first).to_have_text("validated")
+    shot(page, "dpia-edited--dpo")
+    with httpx.Client(base_url=server, headers=auth(world.tokens[ADMIN])) as api:
+        after = api.get(f"/api/v1/registers/dpias/{entry['id']}").json()
+    assert after["version"] == 2
+    assert after["record"]["validation"]["status"] == "validated"
+    assert after["record"]["validation"]["dpo_status"] == "favourable"
+    assert after["record"]["measures"] == record["measures"], "what was not touched is kept"

@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import logging
+import re
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from gardien.app import create_app
 from gardien.core import service
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
+from gardien.web.console.registers import PIA_ITEMS
 from tests import registers_samples
 from tests.conftest import auth
 from tests.console_support import (
@@ -363,6 +365,10 @@ FORMS = [
     "/console/registers/breaches/{breach_id}/notifications",
     "/console/registers/activities/new",
     "/console/registers/activities/{activity_id}/edit",
+    "/console/registers/processors/new",
+    "/console/registers/processors/{processor_id}/edit",
+    "/console/registers/dpias/new",
+    "/console/registers/dpias/{dpia_id}/edit",
     "/console/audit/export",
     "/console/audit/verify",
     "/console/requests/{request_id}/extend",
@@ -400,6 +406,15 @@ FORMS = [
                 "kind",
                 "sent_at",
                 "trusted_checkpoint",
+                "name",
+                "activity_id",
+                "add_row",
+                "measures.0.title",
+                "risks.illegitimate_access.severity",
+                "risks.data_disappearance.impacts",
+                "action_plan.0.reference",
+                "action_plan.0.due_on",
+                "validation.status",
             ]
         ),
         WEIRD,
@@ -759,6 +774,14 @@ def test_every_word_a_page_can_show_exists_in_french_and_english() -> None:
         *(f"clause_{c}" for c in reg.Clauses.model_fields),
         *(f"clock_{s}" for s in ("running", "overdue", "notified_in_time", "notified_late", "not_required")),
         *(f"verify_{s}" for s in ("ok", "tampered", "unverifiable")),
+        *(f"ctx_{name}" for name in reg.Context.model_fields),
+        *(f"ask_ctx_{name}" for name in reg.Context.model_fields),
+        *(f"pr_{name}" for name in reg.Principles.model_fields),
+        *(f"ask_pr_{name}" for name in reg.Principles.model_fields),
+        *(f"risk_{name}" for name in reg.Risks.model_fields),
+        *(f"scale_{n}" for n in range(1, 5)),
+        *(f"opinion_{o.value}" for o in reg.Opinion),
+        *(key for _, key in PIA_ITEMS),
     ]
     assert [key for key in dynamic if key not in EN] == []
 
@@ -1232,3 +1255,282 @@ def test_a_reader_may_not_send_the_processor_form(app_client: TestClient, world:
     refused = app_client.post("/console/registers/processors/new", data=processor_form(token))
     assert refused.status_code == 403
     assert "/registers/processors/new" not in app_client.get("/console/registers/processors").text
+
+
+# DPIA forms --------------------------------------------------------------------------------------
+
+
+def dpia_form(token: str, **fields: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "csrf": token,
+        "name": "Badges d'accès aux locaux",
+        "activity_id": "",
+        "context.processing": "Contrôle d'accès par badge nominatif aux trois sites",
+        "context.data": "nom, photo, horaires de passage",
+        "principles.retention": "3 mois pour les passages",
+        "measures.0.title": "Journalisation",
+        "measures.0.content": "les accès au serveur de badges sont tracés",
+        "measures.1.title": "",
+        "measures.1.content": "",
+        "measures.2.title": "Chiffrement",
+        "measures.2.content": "",
+        "risks.illegitimate_access.impacts": "suivi des déplacements des salariés\n\nusurpation de badge\n",
+        "risks.illegitimate_access.threats": "copie du badge",
+        "risks.illegitimate_access.sources": "salarié malveillant",
+        "risks.illegitimate_access.measures": "Journalisation",
+        "risks.illegitimate_access.severity": "3",
+        "risks.illegitimate_access.severity_justification": "les horaires révèlent la vie privée",
+        "risks.illegitimate_access.likelihood": "3",
+        "risks.illegitimate_access.likelihood_justification": "",
+        "risks.unwanted_modification.severity": "",
+        "risks.unwanted_modification.likelihood": "",
+        "risks.data_disappearance.severity": "1",
+        "risks.data_disappearance.likelihood": "2",
+        "action_plan.0.reference": "",
+        "action_plan.0.action": "",
+        "action_plan.0.due_on": "",
+        "action_plan.0.owner": "",
+        "action_plan.0.status": "planned",
+        "action_plan.1.reference": "3.2",
+        "action_plan.1.action": "Désactiver les badges perdus dans l'heure",
+        "action_plan.1.due_on": "2027-01-31",
+        "action_plan.1.owner": "Services généraux",
+        "action_plan.1.status": "in_progress",
+        "validation.author": "Karim Benali",
+        "validation.dpo_names": "Karim Benali",
+        "validation.dpo_status": "favourable",
+        "validation.dpo_opinion": "Avis favorable sous réserve du plan d'action",
+        "validation.people_searched": "1",
+        "validation.status": "draft",
+    }
+    form.update(fields)
+    return form
+
+
+def dpias_of(client: TestClient, world: World) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api(client, world, "GET", "/api/v1/registers/dpias")["items"]
+    return items
+
+
+def events_of(client: TestClient, world: World, target: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = api(client, world, "GET", "/api/v1/audit/events", params={"target": target})[
+        "events"
+    ]
+    return events
+
+
+def test_a_dpia_is_recorded_from_the_form_as_the_api_would_store_it(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    listing = app_client.get("/console/registers/dpias")
+    assert 'href="/console/registers/dpias/new"' in listing.text
+    token = csrf_of(app_client.get("/console/registers/dpias/new").text)
+    response = app_client.post(
+        "/console/registers/dpias/new",
+        data=dpia_form(token, activity_id=world.activity_id),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    assert response.headers["location"].endswith("?done=saved")
+    entry_id = response.headers["location"].split("/")[-1].split("?")[0]
+    entry = api(app_client, world, "GET", f"/api/v1/registers/dpias/{entry_id}")
+    record = entry["record"]
+    assert record["activity_id"] == world.activity_id
+    assert record["context"]["processing"] == "Contrôle d'accès par badge nominatif aux trois sites"
+    assert record["context"]["responsibilities"] is None
+    assert record["principles"]["retention"] == "3 mois pour les passages"
+    # Blank rows are left out, a measure without its description is kept.
+    assert record["measures"] == [
+        {"title": "Journalisation", "content": "les accès au serveur de badges sont tracés"},
+        {"title": "Chiffrement", "content": None},
+    ]
+    access = record["risks"]["illegitimate_access"]
+    assert access["impacts"] == ["suivi des déplacements des salariés", "usurpation de badge"]
+    assert access["sources"] == ["salarié malveillant"] and access["measures"] == ["Journalisation"]
+    assert (access["severity"], access["likelihood"]) == (3, 3)
+    assert access["likelihood_justification"] is None
+    assert record["risks"]["unwanted_modification"]["severity"] is None
+    assert record["action_plan"] == [
+        {
+            "reference": "3.2",
+            "action": "Désactiver les badges perdus dans l'heure",
+            "due_on": "2027-01-31",
+            "owner": "Services généraux",
+            "status": "in_progress",
+        }
+    ]
+    assert record["validation"]["dpo_status"] == "favourable" and record["validation"]["people_searched"] is True
+    assert entry["prior_consultation"] is True, "severity and likelihood both 3"
+    shown = app_client.get(response.headers["location"]).text
+    assert "Saved." in shown and "prior consultation of the authority needed" in shown
+    for said in ("les accès au serveur de badges sont tracés", "salarié malveillant", "la vie privée"):
+        assert said in shown, "the page shows the measures and each risk's details"
+    events = events_of(app_client, world, entry_id)
+    assert [e["action"] for e in events] == ["registers.dpia.created"]
+    assert events[0]["actor"]["id"] == world.tokens[DPO].split("_")[1]
+    assert events[0]["fields"]["dpia_event"] == "RISK_ASSESSMENT"
+
+
+def test_editing_a_dpia_shows_its_record_and_replaces_it(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    page = app_client.get(f"/console/registers/dpias/{world.dpia_id}")
+    assert f'href="/console/registers/dpias/{world.dpia_id}/edit"' in page.text
+    form = app_client.get(f"/console/registers/dpias/{world.dpia_id}/edit")
+    assert form.status_code == 200
+    html = form.text
+    assert 'value="Vidéosurveillance du foyer"' in html and ">Caméras dans le hall</textarea>" in html
+    assert 'name="measures.0.title" type="text" value="Chiffrement"' in html
+    assert '<option value="3" selected' in html, "the stored severity is chosen"
+    assert '<option value="3.2" selected' in html, "the action's item is chosen"
+    response = app_client.post(
+        f"/console/registers/dpias/{world.dpia_id}/edit",
+        data=dpia_form(csrf_of(html), **{"validation.status": "validated"}),
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    entry = api(app_client, world, "GET", f"/api/v1/registers/dpias/{world.dpia_id}")
+    assert entry["version"] == 2 and entry["record"]["name"] == "Badges d'accès aux locaux"
+    assert entry["record"]["validation"]["status"] == "validated"
+    actions = [e["action"] for e in events_of(app_client, world, world.dpia_id)]
+    assert actions == ["registers.dpia.created", "registers.dpia.updated"]
+
+
+def test_an_imported_action_item_the_list_does_not_hold_is_kept(app_client: TestClient, world: World) -> None:
+    body = registers_samples.dpia(action_plan=[{"reference": "2.1", "action": "Revoir les finalités"}])
+    created = app_client.post("/api/v1/registers/dpias", json=body, headers=auth(world.tokens[ADMIN]))
+    assert created.status_code == 201, created.text
+    signed_in(app_client, world, DPO)
+    form = app_client.get(f"/console/registers/dpias/{created.json()['id']}/edit")
+    assert '<option value="2.1" selected>2.1</option>' in form.text
+
+
+# Each: the fields changed from a valid form -> the fields whose error is shown.
+REFUSED_DPIAS: list[tuple[dict[str, str], tuple[str, ...]]] = [
+    ({"name": ""}, ("name",)),
+    ({"name": "x" * 201}, ("name",)),
+    ({"risks.illegitimate_access.severity": "5"}, ("risks-illegitimate_access-severity",)),
+    ({"risks.illegitimate_access.severity": "0"}, ("risks-illegitimate_access-severity",)),
+    ({"risks.unwanted_modification.likelihood": "-1"}, ("risks-unwanted_modification-likelihood",)),
+    ({"risks.data_disappearance.severity": "high"}, ("risks-data_disappearance-severity",)),
+    ({"risks.data_disappearance.severity": "2.5"}, ("risks-data_disappearance-severity",)),
+    ({"risks.data_disappearance.likelihood": "9" * 5000}, ("risks-data_disappearance-likelihood",)),
+    ({"risks.illegitimate_access.impacts": "ok\n" + "x" * 201}, ("risks-illegitimate_access-impacts",)),
+    ({"context.processing": "x" * 20_001}, ("context-processing",)),
+    ({"principles.consent": "a\x00b"}, ("principles-consent",)),
+    ({"measures.1.content": "a description without its title"}, ("measures-1-title",)),
+    ({"action_plan.0.owner": "Jeanne"}, ("action_plan-0-reference", "action_plan-0-action")),
+    ({"action_plan.1.reference": "9.9"}, ("action_plan-1-reference",)),
+    ({"action_plan.1.due_on": "2027-02-30"}, ("action_plan-1-due_on",)),
+    ({"action_plan.1.status": "someday"}, ("action_plan-1-status",)),
+    (
+        {"validation.status": "approved", "validation.dpo_status": "maybe"},
+        ("validation-status", "validation-dpo_status"),
+    ),
+    ({"activity_id": "0" * 26}, ("activity_id",)),
+    ({"activity_id": "x" * 37}, ("activity_id",)),
+]
+
+
+@pytest.mark.parametrize(("changed", "shown"), REFUSED_DPIAS, ids=[",".join(s) for _, s in REFUSED_DPIAS])
+def test_a_refused_dpia_form_shows_each_error_beside_its_field_and_stores_nothing(
+    app_client: TestClient, world: World, changed: dict[str, str], shown: tuple[str, ...]
+) -> None:
+    signed_in(app_client, world, DPO)
+    before = dpias_of(app_client, world)
+    token = csrf_of(app_client.get("/console/registers/dpias/new").text)
+    for target in ("/console/registers/dpias/new", f"/console/registers/dpias/{world.dpia_id}/edit"):
+        response = app_client.post(target, data=dpia_form(token, **changed))
+        assert response.status_code == 422, (target, response.text[:500])
+        for field in shown:
+            assert f'id="e-{field}"' in response.text, (target, field)
+        assert "Badges d&#39;accès aux locaux" in response.text or "name" in changed, "what was typed comes back"
+    assert dpias_of(app_client, world) == before
+    assert [e["action"] for e in events_of(app_client, world, world.dpia_id)] == ["registers.dpia.created"]
+
+
+def test_an_error_in_a_row_lands_on_the_row_it_was_typed_in(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/dpias/new").text)
+    # Row 0 blank, row 1 fine, row 2 wrong: the schema sees rows 0 and 1, the form shows row 2.
+    form = dpia_form(
+        token,
+        **{
+            "action_plan.2.reference": "3.3",
+            "action_plan.2.action": "Sauvegarder",
+            "action_plan.2.due_on": "demain",
+            "action_plan.2.status": "planned",
+        },
+    )
+    response = app_client.post("/console/registers/dpias/new", data=form)
+    assert response.status_code == 422
+    assert 'id="e-action_plan-2-due_on"' in response.text and 'id="e-action_plan-0-due_on"' not in response.text
+    assert 'value="demain"' in response.text
+
+
+def test_add_a_row_shows_one_more_keeps_what_was_typed_and_stores_nothing(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    before = dpias_of(app_client, world)
+    token = csrf_of(app_client.get("/console/registers/dpias/new").text)
+    for member, first in (("measures", "title"), ("action_plan", "reference")):
+        response = app_client.post(
+            "/console/registers/dpias/new", data=dpia_form(token, add_row=member, name="", **{"context.data": "ok"})
+        )
+        assert response.status_code == 200
+        html = response.text
+        assert 'id="error-summary"' not in html, "nothing is checked before the form is sent with Save"
+        assert ">ok</textarea>" in html and 'value="Journalisation"' in html
+        rows = 3 if member == "measures" else 2
+        assert f'name="{member}.{rows}.{first}"' in html and f'name="{member}.{rows + 1}.{first}"' not in html
+        # The new row's first field takes the focus, without a script.
+        assert html.count("autofocus") == 1
+        assert re.search(rf'id="f-{member}-{rows}-{first}"[^>]*autofocus', html)
+    unknown = app_client.post("/console/registers/dpias/new", data=dpia_form(token, add_row="validation"))
+    assert unknown.status_code == 200 and "autofocus" not in unknown.text
+    edited = app_client.post(
+        f"/console/registers/dpias/{world.dpia_id}/edit", data=dpia_form(token, add_row="measures")
+    )
+    assert edited.status_code == 200 and 'name="measures.3.title"' in edited.text
+    assert dpias_of(app_client, world) == before
+
+
+def test_adding_rows_stops_at_the_schemas_bound(app_client: TestClient, world: World) -> None:
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/dpias/new").text)
+    full = {f"measures.{n}.title": f"m{n}" for n in range(200)}
+    response = app_client.post(
+        "/console/registers/dpias/new",
+        data={"csrf": token, "name": "Large", "add_row": "measures", **full},
+    )
+    assert response.status_code == 200
+    assert 'name="measures.199.title"' in response.text and 'name="measures.200.title"' not in response.text
+
+
+@pytest.mark.parametrize("role", [AUDITOR, OPERATOR])
+def test_readers_may_not_write_a_dpia(app_client: TestClient, world: World, role: Role) -> None:
+    signed_in(app_client, world, role)
+    token = csrf_of(app_client.get("/console/settings").text)
+    for target in ("/console/registers/dpias/new", f"/console/registers/dpias/{world.dpia_id}/edit"):
+        assert app_client.get(target).status_code == 403
+        refused = app_client.post(target, data=dpia_form(token))
+        assert refused.status_code == 403, target
+        also = app_client.post(target, data=dpia_form(token, add_row="measures"))
+        assert also.status_code == 403, target
+    if role == AUDITOR:
+        assert "/registers/dpias/new" not in app_client.get("/console/registers/dpias").text
+        assert "/edit" not in app_client.get(f"/console/registers/dpias/{world.dpia_id}").text
+    assert [e["action"] for e in events_of(app_client, world, world.dpia_id)] == ["registers.dpia.created"]
+
+
+def test_another_organisations_dpia_is_not_found_nor_written(
+    app_client: TestClient, world: World, runtime: Runtime
+) -> None:
+    other = make_world(runtime, app_client)
+    signed_in(app_client, world, DPO)
+    token = csrf_of(app_client.get("/console/registers/dpias/new").text)
+    assert app_client.get(f"/console/registers/dpias/{other.dpia_id}/edit").status_code == 404
+    for fields in ({}, {"add_row": "measures"}):
+        refused = app_client.post(f"/console/registers/dpias/{other.dpia_id}/edit", data=dpia_form(token, **fields))
+        assert refused.status_code == 404
+    # Naming another organisation's activity is an error beside the field.
+    named = app_client.post("/console/registers/dpias/new", data=dpia_form(token, activity_id=other.activity_id))
+    assert named.status_code == 422 and 'id="e-activity_id"' in named.text
+    assert api(app_client, other, "GET", f"/api/v1/registers/dpias/{other.dpia_id}")["version"] == 1

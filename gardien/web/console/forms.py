@@ -8,19 +8,25 @@ rows kept are moved back to the row the person typed them in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from gardien.registers.schemas import (
     BreachIn,
     Clauses,
+    Context,
     ControllerActivity,
     DataCategory,
+    DpiaIn,
+    Principles,
     ProcessorIn,
+    Risks,
 )
 from gardien.web.console.base import Form, lines, local_input, moment, optional
 
 BLANK_ROWS = 2
+# Moves the schema's errors (by the record's paths) onto the form's fields.
+Place = Callable[[dict[str, str]], dict[str, str]]
 ROW = re.compile(r"^([a-z_]+)\.(\d{1,3})\.([a-z_]+)$")
 
 # Rows of an activity: list member -> its columns.
@@ -59,9 +65,13 @@ def with_blanks(rows: list[dict[str, str]], columns: Iterable[str], blanks: int 
     return rows + [dict.fromkeys(columns, "") for _ in range(blanks)]
 
 
-def _kept(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[int]]:
-    """The rows with something typed in, and for each the number of the row it came from."""
-    kept = [(i, row) for i, row in enumerate(rows) if any(row.values())]
+def _kept(rows: list[dict[str, str]], ignored: Iterable[str] = ()) -> tuple[list[dict[str, str]], list[int]]:
+    """The rows with something typed in, and for each the number of the row it came from.
+
+    `ignored`: columns that hold a default in every row (a status), which alone make no row.
+    """
+    skip = set(ignored)
+    kept = [(i, row) for i, row in enumerate(rows) if any(v for c, v in row.items() if c not in skip)]
     return [row for _, row in kept], [i for i, _ in kept]
 
 
@@ -77,13 +87,16 @@ def renumber(errors: dict[str, str], member: str, origins: list[int]) -> dict[st
 
 
 def collapse(errors: dict[str, str], members: Iterable[str]) -> dict[str, str]:
-    """Errors of a list typed one item a line belong to its textarea: `subject_categories.2` -> line 3."""
+    """Errors of a list typed one item a line belong to its textarea: `subject_categories.2` -> line 3.
+
+    `members` are dotted paths (`risks.illegitimate_access.impacts`) or top-level names.
+    """
     collapsed: dict[str, str] = {}
     names = set(members)
     for path, message in errors.items():
-        parts = path.split(".")
-        if parts[0] in names and len(parts) > 1 and parts[1].isdigit():
-            collapsed.setdefault(parts[0], f"{int(parts[1]) + 1}: {message}")
+        member, _, rest = path.rpartition(".")
+        if member in names and rest.isdigit():
+            collapsed.setdefault(member, f"{int(rest) + 1}: {message}")
         else:
             collapsed.setdefault(path, message)
     return collapsed
@@ -145,7 +158,7 @@ def activity_from_form(form: Form) -> dict[str, Any]:
     }
 
 
-def activity_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+def activity_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[dict[str, Any], Place]:
     """The record to validate, and how to move its errors back onto the form.
 
     `kept_from`: members of the stored record the form does not show (joint controllers), kept.
@@ -219,8 +232,11 @@ def breach_from_form(form: Form) -> dict[str, Any]:
     }
 
 
-def breach_body(state: dict[str, Any], kept_from: dict[str, Any]) -> dict[str, Any]:
-    """The record to validate; `kept_from`: the stored DPO contact's address, not on the form."""
+def breach_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[dict[str, Any], Place]:
+    """The record to validate, and how to move its errors back onto the form.
+
+    `kept_from`: the stored DPO contact's address, which the form does not show.
+    """
     body: dict[str, Any] = {name: optional(state[name]) for name in BREACH_TEXTS}
     body["title"] = state["title"]
     body["description"] = state["description"]
@@ -233,7 +249,8 @@ def breach_body(state: dict[str, Any], kept_from: dict[str, Any]) -> dict[str, A
     body["cross_border"] = state["cross_border"]
     contact = {c: v for c, v in state["dpo_contact"].items() if v}
     body["dpo_contact"] = {**kept_from, **contact} if contact else None
-    return {k: v for k, v in body.items() if v is not None or k in ("dpo_contact",)}
+    kept = {k: v for k, v in body.items() if v is not None or k in ("dpo_contact",)}
+    return kept, lambda errors: collapse(errors, BREACH_LINES)
 
 
 # Processors (Art. 28) ----------------------------------------------------------------------------
@@ -283,7 +300,7 @@ def processor_from_form(form: Form) -> dict[str, Any]:
     }
 
 
-def processor_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+def processor_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[dict[str, Any], Place]:
     """The record to validate, and how to move its errors back onto the form.
 
     `kept_from`: the stored contacts' postal addresses, which the form does not show.
@@ -308,3 +325,135 @@ def processor_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[di
         return collapse(errors, PROCESSOR_LINES)
 
     return {k: v for k, v in body.items() if v is not None}, place
+
+
+# DPIAs (Art. 35, the CNIL PIA tool's sections) ---------------------------------------------------
+
+DPIA_CONTEXT = tuple(Context.model_fields)
+DPIA_PRINCIPLES = tuple(Principles.model_fields)
+DPIA_RISKS = tuple(Risks.model_fields)
+RISK_LISTS = ("impacts", "threats", "sources", "measures")
+RISK_TEXTS = ("severity", "severity_justification", "likelihood", "likelihood_justification")
+DPIA_ROWS: dict[str, tuple[str, ...]] = {
+    "measures": ("title", "content"),
+    "action_plan": ("reference", "action", "due_on", "owner", "status"),
+}
+# Every row of the action plan shows a status, "planned" until chosen otherwise: it alone makes no row.
+DPIA_ROW_DEFAULTS: dict[str, dict[str, str]] = {"measures": {}, "action_plan": {"status": "planned"}}
+DPIA_VALIDATION = (
+    "author",
+    "evaluator",
+    "validator",
+    "dpo_names",
+    "dpo_status",
+    "dpo_opinion",
+    "people_names",
+    "people_status",
+    "people_opinion",
+    "status",
+    "rejection_reason",
+)
+# The schema's bound: "add a row" stops there.
+DPIA_MAX_ROWS = 200
+
+
+def _blank_row(member: str) -> dict[str, str]:
+    return {**dict.fromkeys(DPIA_ROWS[member], ""), **DPIA_ROW_DEFAULTS[member]}
+
+
+def dpia_state(record: DpiaIn | None) -> dict[str, Any]:
+    """The form's fields for a record (a blank form for None), with blank rows to type new ones in."""
+    dumped = (record or DpiaIn.model_construct(name="")).model_dump(mode="json")
+    state: dict[str, Any] = {
+        "name": dumped["name"],
+        "activity_id": dumped["activity_id"] or "",
+        "context": {k: dumped["context"][k] or "" for k in DPIA_CONTEXT},
+        "principles": {k: dumped["principles"][k] or "" for k in DPIA_PRINCIPLES},
+        "risks": {
+            risk: {
+                **{k: "\n".join(dumped["risks"][risk][k]) for k in RISK_LISTS},
+                **{k: "" if dumped["risks"][risk][k] is None else str(dumped["risks"][risk][k]) for k in RISK_TEXTS},
+            }
+            for risk in DPIA_RISKS
+        },
+        "validation": {
+            **{k: dumped["validation"][k] or "" for k in DPIA_VALIDATION},
+            "people_searched": dumped["validation"]["people_searched"],
+        },
+        "added": "",
+    }
+    for member, columns in DPIA_ROWS.items():
+        rows = [{c: "" if row.get(c) is None else str(row[c]) for c in columns} for row in dumped[member]]
+        state[member] = rows + [_blank_row(member) for _ in range(BLANK_ROWS)]
+    return state
+
+
+def dpia_from_form(form: Form) -> dict[str, Any]:
+    """The fields as typed; rows as sent, blank ones included, so that errors keep their row."""
+    return {
+        "name": form.get("name").strip(),
+        "activity_id": form.get("activity_id").strip(),
+        "context": {k: form.get(f"context.{k}") for k in DPIA_CONTEXT},
+        "principles": {k: form.get(f"principles.{k}") for k in DPIA_PRINCIPLES},
+        "risks": {
+            risk: {
+                **{k: form.get(f"risks.{risk}.{k}") for k in RISK_LISTS},
+                **{k: form.get(f"risks.{risk}.{k}") for k in RISK_TEXTS},
+            }
+            for risk in DPIA_RISKS
+        },
+        **{member: _rows(form, member, columns) for member, columns in DPIA_ROWS.items()},
+        "validation": {
+            **{k: form.get(f"validation.{k}").strip() for k in DPIA_VALIDATION},
+            "people_searched": form.has("validation.people_searched"),
+        },
+        "added": "",
+    }
+
+
+def dpia_add_row(state: dict[str, Any], member: str) -> dict[str, Any]:
+    """The form with one more blank row of `member`, whose first field takes the focus."""
+    rows = state.get(member) if member in DPIA_ROWS else None
+    if rows is None or len(rows) >= DPIA_MAX_ROWS:
+        return state
+    first = DPIA_ROWS[member][0]
+    return {**state, member: [*rows, _blank_row(member)], "added": f"{member}.{len(rows)}.{first}"}
+
+
+def dpia_body(state: dict[str, Any], kept_from: dict[str, Any]) -> tuple[dict[str, Any], Place]:
+    """The record to validate, and how to move its errors back onto the form.
+
+    Every member of the record is on the form: `kept_from` is empty. A severity or likelihood goes
+    to the schema as typed, which refuses anything but 1 to 4.
+    """
+    body: dict[str, Any] = {
+        **kept_from,
+        "name": state["name"],
+        "activity_id": optional(state["activity_id"]),
+        "context": {k: optional(v) for k, v in state["context"].items()},
+        "principles": {k: optional(v) for k, v in state["principles"].items()},
+        "risks": {
+            risk: {
+                **{k: lines(values[k]) for k in RISK_LISTS},
+                **{k: optional(values[k]) for k in RISK_TEXTS},
+            }
+            for risk, values in state["risks"].items()
+        },
+        "validation": {
+            **{k: optional(v) for k, v in state["validation"].items() if k != "people_searched"},
+            "people_searched": state["validation"]["people_searched"],
+        },
+    }
+    body["validation"]["status"] = body["validation"]["status"] or "draft"
+    origins: dict[str, list[int]] = {}
+    for member in DPIA_ROWS:
+        rows, origins[member] = _kept(state[member], ignored=DPIA_ROW_DEFAULTS[member])
+        body[member] = [{k: v for k, v in row.items() if v} for row in rows]
+    lists = [f"risks.{risk}.{k}" for risk in DPIA_RISKS for k in RISK_LISTS]
+
+    def place(errors: dict[str, str]) -> dict[str, str]:
+        for member, numbers in origins.items():
+            errors = renumber(errors, member, numbers)
+        return collapse(errors, lists)
+
+    return body, place

@@ -1,16 +1,17 @@
 """The registers: processing activities, processors, breaches and DPIAs — lists, records, and the
-forms that create and edit activities and breaches through the RegistersService."""
+forms that create and edit them through the RegistersService."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gardien.core.errors import NotFound, Problem
 from gardien.registers import documents, pia
@@ -19,8 +20,11 @@ from gardien.registers.schemas import (
     BreachIn,
     ControllerActivity,
     DataCategory,
+    DpiaIn,
+    DpiaOut,
     LegalBasis,
     NotificationIn,
+    Opinion,
     ProcessorIn,
     RecipientKind,
     Risk,
@@ -29,7 +33,7 @@ from gardien.registers.schemas import (
     SpecialCategory,
     TransferTool,
 )
-from gardien.registers.service import KIND_ACTIVITY, KIND_PROCESSOR
+from gardien.registers.service import KIND_ACTIVITY, KIND_BREACH, KIND_DPIA, KIND_PROCESSOR, Kind, RegistersService
 from gardien.web.console import forms, i18n
 from gardien.web.console.base import (
     DOCUMENT_POLICY,
@@ -106,31 +110,58 @@ async def _save(
     return page(request, template, {**context, "errors": errors, **_choices()}, status=422)
 
 
-async def _save_entry(
-    request: Request,
-    seen: Viewer,
-    kind: Any,
-    entry_id: str | None,
-    template: str,
-    context: dict[str, Any],
-    validate: Callable[[], Any],
-    place: Callable[[dict[str, str]], dict[str, str]],
-) -> Response:
-    """Create (no `entry_id`) or replace a register entry of `kind` from its form, then show it
-    at `/registers/<template's list>/<id>`."""
-    registers, org = services_of(request).registers, seen.principal.org_id
+Create = Callable[[RegistersService, str, Any, dict[str, str]], Awaitable[Any]]
+Replace = Callable[[RegistersService, str, str, Any, dict[str, str]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class EntryForm:
+    """A register whose entries are created and edited from a console form."""
+
+    kind: Kind[Any]
+    listing: str  # its entries' pages: /registers/<listing>/<id>
+    template: str
+    schema: type[BaseModel]
+    read: Callable[[Form], dict[str, Any]]  # the posted fields, as the form shows them again
+    body: Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], forms.Place]]
+    kept: Callable[[Any], dict[str, Any]]  # what of the stored record the form does not show
+    create: Create  # the service's create for this register (org, record, actor)
+    replace: Replace  # and its replace (org, entry id, record, actor)
+    choices: Callable[[Request, Viewer], dict[str, Any]] = lambda request, seen: {}
+
+
+def _created_as(kind: Kind[Any]) -> Create:
+    return lambda registers, org, record, actor: registers.create(org, kind, record, actor)
+
+
+def _replaced_as(kind: Kind[Any]) -> Replace:
+    return lambda registers, org, entry_id, record, actor: registers.replace(org, kind, entry_id, record, actor)
+
+
+async def _store_entry(request: Request, form: Form, entry_id: str | None, spec: EntryForm) -> Response:
+    """Create (no `entry_id`) or replace an entry from its posted form, then show it."""
+    registers, seen = services_of(request).registers, form.viewer
+    org = seen.principal.org_id
+    entry = registers.get(org, spec.kind, entry_id) if entry_id is not None else None
+    kept = spec.kept(entry.record) if entry is not None else {}
+    state = spec.read(form)
+    body, place = spec.body(state, kept)
+    context = {"state": state, "entry": entry, **spec.choices(request, seen)}
 
     async def store(record: Any) -> Any:
         if entry_id is None:
-            return await registers.create(org, kind, record, seen.actor())
-        return await registers.replace(org, kind, entry_id, record, seen.actor())
+            return await spec.create(registers, org, record, seen.actor())
+        return await spec.replace(registers, org, entry_id, record, seen.actor())
 
-    listing = "activities" if kind is KIND_ACTIVITY else "processors"
-
-    def done(saved: Any) -> str:
-        return url(f"/registers/{listing}/{saved.id}", done="saved")
-
-    return await _save(request, template, context, validate, place, store, done)
+    return await _save(
+        request,
+        spec.template,
+        context,
+        lambda: spec.schema.model_validate(body),
+        place,
+        store,
+        lambda saved: url(f"/registers/{spec.listing}/{saved.id}", done="saved"),
+    )
 
 
 # Processing activities ---------------------------------------------------------------------------
@@ -158,44 +189,46 @@ def activity(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGI
 @router.get("/activities/{entry_id}/edit", response_class=HTMLResponse)
 def edit_activity(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
     entry = services_of(request).registers.get(seen.principal.org_id, KIND_ACTIVITY, _entry(entry_id))
-    if not isinstance(entry.record, ControllerActivity):
-        raise Problem(409, "conflict", "Conflict", "a processor's record (Art. 30(2)) is edited through the API")
-    context = {"state": forms.activity_state(entry.record), "errors": {}, "entry": entry, **_choices()}
+    context = {
+        "state": forms.activity_state(_controller_record(entry.record)),
+        "errors": {},
+        "entry": entry,
+        **_choices(),
+    }
     return page(request, "activity_form.html", context)
+
+
+def _controller_record(record: Any) -> ControllerActivity:
+    if not isinstance(record, ControllerActivity):
+        raise Problem(409, "conflict", "Conflict", "a processor's record (Art. 30(2)) is edited through the API")
+    return record
+
+
+def _activity_kept(record: Any) -> dict[str, Any]:
+    return {"joint_controllers": _controller_record(record).model_dump(mode="json")["joint_controllers"]}
+
+
+ACTIVITY_FORM = EntryForm(
+    KIND_ACTIVITY,
+    "activities",
+    "activity_form.html",
+    ControllerActivity,
+    forms.activity_from_form,
+    forms.activity_body,
+    _activity_kept,
+    _created_as(KIND_ACTIVITY),
+    _replaced_as(KIND_ACTIVITY),
+)
 
 
 @router.post("/activities/new")
 async def create_activity(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
-    return await _store_activity(request, form, None)
+    return await _store_entry(request, form, None, ACTIVITY_FORM)
 
 
 @router.post("/activities/{entry_id}/edit")
 async def update_activity(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
-    return await _store_activity(request, form, _entry(entry_id))
-
-
-async def _store_activity(request: Request, form: Form, entry_id: str | None) -> Response:
-    registers, seen = services_of(request).registers, form.viewer
-    org = seen.principal.org_id
-    entry = registers.get(org, KIND_ACTIVITY, entry_id) if entry_id is not None else None
-    kept: dict[str, Any] = {}
-    if entry is not None:
-        if not isinstance(entry.record, ControllerActivity):
-            raise Problem(409, "conflict", "Conflict", "a processor's record (Art. 30(2)) is edited through the API")
-        kept = {"joint_controllers": entry.record.model_dump(mode="json")["joint_controllers"]}
-    state = forms.activity_from_form(form)
-    body, place = forms.activity_body(state, kept)
-    context = {"state": state, "entry": entry}
-    return await _save_entry(
-        request,
-        seen,
-        KIND_ACTIVITY,
-        entry_id,
-        "activity_form.html",
-        context,
-        lambda: ControllerActivity.model_validate(body),
-        place,
-    )
+    return await _store_entry(request, form, _entry(entry_id), ACTIVITY_FORM)
 
 
 # Processors --------------------------------------------------------------------------------------
@@ -239,38 +272,35 @@ def edit_processor(entry_id: str, request: Request, seen: Viewer = Depends(viewe
     return page(request, "processor_form.html", context)
 
 
+def _processor_kept(record: Any) -> dict[str, Any]:
+    """The stored contacts' postal addresses, which the form does not show."""
+    stored = record.model_dump(mode="json")
+    kept = {who: {"address": stored[who]["address"]} for who in forms.PROCESSOR_CONTACTS if stored.get(who)}
+    return {who: {k: v for k, v in values.items() if v} for who, values in kept.items()}
+
+
+PROCESSOR_FORM = EntryForm(
+    KIND_PROCESSOR,
+    "processors",
+    "processor_form.html",
+    ProcessorIn,
+    forms.processor_from_form,
+    forms.processor_body,
+    _processor_kept,
+    _created_as(KIND_PROCESSOR),
+    _replaced_as(KIND_PROCESSOR),
+    lambda request, seen: _processor_choices(),
+)
+
+
 @router.post("/processors/new")
 async def create_processor(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
-    return await _store_processor(request, form, None)
+    return await _store_entry(request, form, None, PROCESSOR_FORM)
 
 
 @router.post("/processors/{entry_id}/edit")
 async def update_processor(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
-    return await _store_processor(request, form, _entry(entry_id))
-
-
-async def _store_processor(request: Request, form: Form, entry_id: str | None) -> Response:
-    registers, seen = services_of(request).registers, form.viewer
-    org = seen.principal.org_id
-    entry = registers.get(org, KIND_PROCESSOR, entry_id) if entry_id is not None else None
-    kept: dict[str, Any] = {}
-    if entry is not None:
-        stored = entry.record.model_dump(mode="json")
-        kept = {who: {"address": stored[who]["address"]} for who in forms.PROCESSOR_CONTACTS if stored.get(who)}
-        kept = {who: {k: v for k, v in values.items() if v} for who, values in kept.items()}
-    state = forms.processor_from_form(form)
-    body, place = forms.processor_body(state, kept)
-    context = {"state": state, "entry": entry, **_processor_choices()}
-    return await _save_entry(
-        request,
-        seen,
-        KIND_PROCESSOR,
-        entry_id,
-        "processor_form.html",
-        context,
-        lambda: ProcessorIn.model_validate(body),
-        place,
-    )
+    return await _store_entry(request, form, _entry(entry_id), PROCESSOR_FORM)
 
 
 # Breaches ----------------------------------------------------------------------------------------
@@ -327,39 +357,34 @@ def edit_breach(entry_id: str, request: Request, seen: Viewer = Depends(viewer(R
     return page(request, "breach_form.html", context)
 
 
+def _breach_kept(record: Any) -> dict[str, Any]:
+    """The stored DPO contact's postal address, which the form does not show."""
+    contact = record.dpo_contact
+    return {"address": contact.address} if contact is not None and contact.address else {}
+
+
+BREACH_FORM = EntryForm(
+    KIND_BREACH,
+    "breaches",
+    "breach_form.html",
+    BreachIn,
+    forms.breach_from_form,
+    forms.breach_body,
+    _breach_kept,
+    # The breach's own create and replace check its times and keep its notifications.
+    RegistersService.create_breach,
+    RegistersService.replace_breach,
+)
+
+
 @router.post("/breaches/new")
 async def create_breach(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
-    return await _store_breach(request, form, None)
+    return await _store_entry(request, form, None, BREACH_FORM)
 
 
 @router.post("/breaches/{entry_id}/edit")
 async def update_breach(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
-    return await _store_breach(request, form, _entry(entry_id))
-
-
-async def _store_breach(request: Request, form: Form, entry_id: str | None) -> Response:
-    registers, seen = services_of(request).registers, form.viewer
-    org = seen.principal.org_id
-    entry = registers.breach(org, entry_id) if entry_id is not None else None
-    stored_contact = entry.record.dpo_contact if entry is not None else None
-    kept = {"address": stored_contact.address} if stored_contact is not None and stored_contact.address else {}
-    state = forms.breach_from_form(form)
-    body = forms.breach_body(state, kept)
-
-    async def store(record: BreachIn) -> Any:
-        if entry_id is None:
-            return await registers.create_breach(org, record, seen.actor())
-        return await registers.replace_breach(org, entry_id, record, seen.actor())
-
-    return await _save(
-        request,
-        "breach_form.html",
-        {"state": state, "entry": entry},
-        lambda: BreachIn.model_validate(body),
-        lambda errors: forms.collapse(errors, forms.BREACH_LINES),
-        store,
-        lambda saved: url(f"/registers/breaches/{saved.id}", done="saved"),
-    )
+    return await _store_entry(request, form, _entry(entry_id), BREACH_FORM)
 
 
 @router.post("/breaches/{entry_id}/notifications")
@@ -406,7 +431,72 @@ def notification_form(
 @router.get("/dpias", response_class=HTMLResponse)
 def dpias(request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> HTMLResponse:
     found = services_of(request).registers.dpias(seen.principal.org_id, _cursor(request), PAGE_SIZE)
-    return _listing(request, "dpias.html", found, "/registers/dpias", may_import=seen.may(REGISTER_WRITERS))
+    return _listing(request, "dpias.html", found, "/registers/dpias", may_write=seen.may(REGISTER_WRITERS))
+
+
+# The PIA tool's items an action answers (its evaluations' `reference_to`), in the tool's order.
+PIA_ITEMS: tuple[tuple[str, str], ...] = (
+    ("1.1", "pia_item_overview"),
+    ("1.2", "pia_item_data"),
+    *((f"2.{number // 10 % 10}.{number}", f"pr_{name}") for number, name in pia.PRINCIPLES.items()),
+    ("3.1", "dpia_measures"),
+    *((f"3.{number % 10}", f"risk_{name}") for number, name in pia.RISKS.items()),
+)
+
+
+def _dpia_choices(request: Request, seen: Viewer) -> dict[str, Any]:
+    activities = services_of(request).registers.all_activities(seen.principal.org_id)
+    return {
+        "activities": sorted(((a.id, a.record.name) for a in activities), key=lambda pair: pair[1].casefold()),
+        "pia_items": PIA_ITEMS,
+        "opinions": [o.value for o in Opinion],
+    }
+
+
+DPIA_FORM = EntryForm(
+    KIND_DPIA,
+    "dpias",
+    "dpia_form.html",
+    DpiaIn,
+    forms.dpia_from_form,
+    forms.dpia_body,
+    lambda record: {},
+    # The DPIA's own create and replace check that the activity it names exists.
+    RegistersService.create_dpia,
+    RegistersService.replace_dpia,
+    _dpia_choices,
+)
+
+
+def _dpia_form(request: Request, seen: Viewer, entry: DpiaOut | None, state: dict[str, Any]) -> HTMLResponse:
+    context = {"state": state, "errors": {}, "entry": entry, **_dpia_choices(request, seen)}
+    return page(request, "dpia_form.html", context)
+
+
+@router.get("/dpias/new", response_class=HTMLResponse)
+def new_dpia(request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    return _dpia_form(request, seen, None, forms.dpia_state(None))
+
+
+@router.post("/dpias/new")
+async def create_dpia(request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _post_dpia(request, form, None)
+
+
+@router.post("/dpias/{entry_id}/edit")
+async def update_dpia(entry_id: str, request: Request, form: Form = Depends(posted(REGISTER_WRITERS))) -> Response:
+    return await _post_dpia(request, form, _entry(entry_id))
+
+
+async def _post_dpia(request: Request, form: Form, entry_id: str | None) -> Response:
+    """Save, or — the "add a row" buttons, which work without a script — show the form again with
+    one more blank row, nothing stored."""
+    member = form.get("add_row")
+    if not member:
+        return await _store_entry(request, form, entry_id, DPIA_FORM)
+    seen = form.viewer
+    entry = services_of(request).registers.dpia(seen.principal.org_id, entry_id) if entry_id is not None else None
+    return _dpia_form(request, seen, entry, forms.dpia_add_row(forms.dpia_from_form(form), member))
 
 
 def _import_page(request: Request, typed: str = "", errors: dict[str, str] | None = None) -> HTMLResponse:
@@ -446,7 +536,14 @@ async def import_dpia(request: Request, form: Form = Depends(posted(REGISTER_WRI
 @router.get("/dpias/{entry_id}", response_class=HTMLResponse)
 def dpia(entry_id: str, request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> HTMLResponse:
     entry = services_of(request).registers.dpia(seen.principal.org_id, _entry(entry_id))
-    return page(request, "dpia.html", {"entry": entry, "done": request.query_params.get("done", "")})
+    context = {"entry": entry, "done": request.query_params.get("done", ""), "may_write": seen.may(REGISTER_WRITERS)}
+    return page(request, "dpia.html", context)
+
+
+@router.get("/dpias/{entry_id}/edit", response_class=HTMLResponse)
+def edit_dpia(entry_id: str, request: Request, seen: Viewer = Depends(viewer(REGISTER_WRITERS))) -> HTMLResponse:
+    entry = services_of(request).registers.dpia(seen.principal.org_id, _entry(entry_id))
+    return _dpia_form(request, seen, entry, forms.dpia_state(entry.record))
 
 
 @router.get("/dpias/{entry_id}/pia")
