@@ -98,6 +98,43 @@ def test_structured_log_keys_type_their_values() -> None:
     ]
 
 
+def test_field_names_match_in_any_case_and_only_whole() -> None:
+    text = "EMAIL=a@b.fr \"Phone\": 0612345678 emails=3 x_email=4 'client_ip'=10.0.0.1 email-2=5"
+    assert [(f.entity, f.detector, text[f.start : f.end]) for f in SCANNER.scan(text)] == [
+        ("EMAIL", "key:EMAIL", "a@b.fr"),
+        ("PHONE", "key:Phone", "0612345678"),
+        ("IP_ADDRESS", "key:client_ip", "10.0.0.1"),
+    ]
+    assert found("Email_Address = jean@example.fr;", Scanner(entities=set())) == [("EMAIL", "jean@example.fr")]
+    assert found("email=a@b.fr", Scanner(key_names={})) == [("EMAIL", "a@b.fr")]
+
+
+def test_a_quoted_value_of_a_field_of_no_interest_is_scanned_like_text() -> None:
+    # "fe80" followed by ":" once read as a field name, which hid the address behind it.
+    assert found('{"peer": "fe80::1", "via": \'fe80::2\'}') == [("IP_ADDRESS", "fe80::1"), ("IP_ADDRESS", "fe80::2")]
+    assert found('{"FR7630006000011234567890189": 1}') == [("IBAN", "FR7630006000011234567890189")]
+    scanner = Scanner(custom={"EMPLOYEE_ID": r"EMP-\d{6}"})
+    assert found("ref_EMP-004211=done", scanner) == [("EMPLOYEE_ID", "EMP-004211")]
+
+
+def test_scanning_a_whole_text_finds_what_scanning_its_lines_finds() -> None:
+    lines = [
+        "2026-11-22T03:14:13Z INFO login jean.dupont@example.fr from 203.0.113.9",
+        'user=jdoe name=Jean de la Tour {"iban": "FR76 3000 6000 0112 3456 7890 189"}',
+        "card 4111 1111 1111 1111 nir 2 55 08 14 168 025 38 tel +32 470 12 34 56",
+        "",
+        "peer ::ffff:192.0.2.1 Zoé-Claude Carlier",
+    ]
+    for scanner in (SCANNER, Scanner(custom={"EMPLOYEE_ID": r"EMP-\d{6}"})):
+        text = "\n".join(lines)
+        expected, offset = [], 0
+        for line in lines:
+            expected += [(f.start + offset, f.end + offset, f.entity) for f in scanner.scan(line)]
+            offset += len(line) + 1
+        assert [(f.start, f.end, f.entity) for f in scanner.scan(text)] == expected
+        assert len(expected) == 9
+
+
 def test_custom_patterns_and_keys() -> None:
     scanner = Scanner(key_names={"badge": "BADGE"}, custom={"EMPLOYEE_ID": r"EMP-\d{6}"})
     assert found("by EMP-004211 badge=7781 jean@example.fr", scanner) == [

@@ -20,12 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import phonenumbers
-from stdnum import iban as stdnum_iban
-from stdnum import luhn
-from stdnum.be import nn as be_nn
-from stdnum.exceptions import ValidationError
-from stdnum.fr import nir as fr_nir
 
+from gardien.privacy.checks import be_nn_ok, fr_nir_ok, iban_ok, luhn_ok
 from gardien.privacy.errors import OperatorError
 
 EMAIL, PHONE, IBAN, CREDIT_CARD = "EMAIL", "PHONE", "IBAN", "CREDIT_CARD"
@@ -87,8 +83,8 @@ _PATTERNS: dict[str, str] = {
     CREDIT_CARD: r"\d(?<![\w.-].)(?:[ -]?\d){12,18}(?!\w)",
     "IPV4": r"\d(?<![\w.].)\d{0,2}(?:\.\d{1,3}){3}(?!\.?\d)(?!\w)",
     "IPV6": (
-        rf"(?::(?<![\w:.].):(?:[0-9A-Fa-f]{{1,4}}:){{0,6}}{_IPV6_TAIL}"
-        rf"|[0-9A-Fa-f](?<![\w:.].)[0-9A-Fa-f]{{0,3}}:(?:[0-9A-Fa-f]{{0,4}}:){{1,6}}{_IPV6_TAIL})"
+        rf"[0-9A-Fa-f:](?<![\w:.].)(?:(?<=:):(?:[0-9A-Fa-f]{{1,4}}:){{0,6}}{_IPV6_TAIL}"
+        rf"|(?<!:)[0-9A-Fa-f]{{0,3}}:(?:[0-9A-Fa-f]{{0,4}}:){{1,6}}{_IPV6_TAIL})"
     ),
     PHONE: (
         rf"[+0](?<![\w+.:/-].)(?:(?<=\+){_INTL_PREFIX}|(?<=0)0{_INTL_PREFIX}|(?<=0)\d{{1,4}})"
@@ -156,12 +152,34 @@ _CARD_ISSUERS: tuple[tuple[range, int, tuple[int, ...]], ...] = (
 )
 
 
+def _lengths_by_prefix() -> dict[str, frozenset[int]]:
+    table: dict[str, frozenset[int]] = {}
+    for value in range(10_000):
+        prefix = f"{value:04d}"
+        lengths = {n for prefixes, width, allowed in _CARD_ISSUERS if int(prefix[:width]) in prefixes for n in allowed}
+        if lengths:
+            table[prefix] = frozenset(lengths)
+    return table
+
+
+# The issuer list as one look-up: allowed lengths by the first four digits (every issuer's prefix
+# has at most four, and a card number at least 13).
+_CARD_LENGTHS = _lengths_by_prefix()
+_NO_LENGTHS: frozenset[int] = frozenset()
+
+
+def _card_lengths(digits: str) -> frozenset[int]:
+    """The lengths some card network issues numbers of for these first digits."""
+    if len(digits) >= 4:
+        return _CARD_LENGTHS.get(digits[:4], _NO_LENGTHS)
+    return frozenset(
+        n for prefixes, width, allowed in _CARD_ISSUERS if int(digits[:width]) in prefixes for n in allowed
+    )
+
+
 def is_card_number(digits: str) -> bool:
     """A number some card network issues (prefix and length) that passes Luhn."""
-    issued = any(
-        int(digits[:width]) in prefixes and len(digits) in lengths for prefixes, width, lengths in _CARD_ISSUERS
-    )
-    return issued and luhn.is_valid(digits)
+    return len(digits) in _card_lengths(digits) and luhn_ok(digits)
 
 
 def _valid_phone(candidate: str) -> bool:
@@ -179,17 +197,10 @@ def _valid_phone(candidate: str) -> bool:
     return False
 
 
-def _valid_iban(candidate: str) -> bool:
-    # Mod 97 and the country's length and format; not the national bank-code checks, whose
-    # bank registries cost more than the rest of the scan.
-    try:
-        stdnum_iban.validate(candidate, check_country=False)
-    except ValidationError:
-        return False
-    return True
-
-
 def _valid_ip(candidate: str) -> bool:
+    # Without "::" an IPv6 address has eight groups (seven colons), or six and an IPv4 tail.
+    if "::" not in candidate and candidate.count(":") < 6:
+        return False
     try:
         ipaddress.ip_address(candidate)
     except ValueError:
@@ -202,14 +213,16 @@ def _valid_ipv4(candidate: str) -> bool:
 
 
 def _plausible_name(candidate: str) -> bool:
-    return not any(part.casefold() in NOT_NAMES for word in candidate.split() for part in word.split("-"))
+    return NOT_NAMES.isdisjoint(candidate.casefold().replace("-", " ").split())
 
 
 _CHECKS: dict[str, Callable[[str], bool]] = {
     EMAIL: lambda _: True,
-    IBAN: _valid_iban,
-    FR_NIR: fr_nir.is_valid,
-    BE_NN: be_nn.is_valid,
+    # Mod 97 and the country's length and format; not the national bank-code checks, whose
+    # bank registries cost more than the rest of the scan.
+    IBAN: iban_ok,
+    FR_NIR: fr_nir_ok,
+    BE_NN: be_nn_ok,
     CREDIT_CARD: lambda c: is_card_number(_digits(c)),
     "IPV4": _valid_ipv4,
     "IPV6": _valid_ip,
@@ -232,8 +245,40 @@ def _valid_end(group: str, text: str, start: int, end: int) -> int | None:
     return None
 
 
-# A field name and its separator; whether the name is one of the scanner's keys is checked after.
-_KEY = r"(?:[\"'](?<![\w.-].)[A-Za-z_][\w-]{0,39}[\"']?|[A-Za-z_](?<![\w.-].)[\w-]{0,39})(?P<kv_sep>[ \t]*[:=][ \t]*)"
+# A field name is a word of letters, digits, "_" and "-" (at most 40, not starting with a digit),
+# quoted or not, then ":" or "=". The scanner matches only the names it knows, written in any case:
+# a field of no interest is text like any other (an IPv6 address in quotes, "fe80::1", is no key).
+_KEY_NAME = re.compile(r"[A-Za-z_][\w-]{0,39}")
+_KEY_SEPARATOR = r"(?P<kv_sep>[ \t]*[:=][ \t]*)"
+
+
+def _either_case(char: str) -> str:
+    upper = char.upper()
+    if upper != char and len(upper) == 1:
+        return f"[{re.escape(char)}{re.escape(upper)}]"
+    return re.escape(char)
+
+
+def _key_pattern(names: Iterable[str]) -> str | None:
+    """The pattern of a field whose name is one of ``names`` (case-folded), or None for no names."""
+    by_initial: dict[str, list[str]] = {}
+    for name in sorted(n for n in set(names) if _KEY_NAME.fullmatch(n)):
+        by_initial.setdefault(name[0], []).append(name[1:])
+
+    def words(before: str) -> str:
+        return "|".join(
+            f"{_either_case(initial)}{before}(?:{'|'.join(''.join(map(_either_case, rest)) for rest in rests)})"
+            for initial, rests in by_initial.items()
+        )
+
+    if not by_initial:
+        return None
+    # Each alternative opens with a character class, which the engine checks before entering it.
+    not_in_word = r"(?<![\w.-].)"
+    quoted = f"[\"']{not_in_word}(?:{words('')})[\"']?"
+    return f"(?:{quoted}|{words(not_in_word)}){_KEY_SEPARATOR}"
+
+
 _BARE_WORD = r"[^\s,;&\"'}\]]{1,128}"
 _VALUE = re.compile(
     rf"\"(?P<dq>[^\"\n]{{1,256}})\"|'(?P<sq>[^'\n]{{1,256}})'"
@@ -275,47 +320,79 @@ class Scanner:
             branches[f"custom{index}"] = f"(?:{regex})"
             self._custom_entity[f"custom{index}"] = entity
         branches.update({g: p for g, p in _PATTERNS.items() if _GROUP_ENTITY[g] in wanted})
-        if self.key_names:
-            branches["kv"] = _KEY  # last: at one place, any type's own pattern comes first
+        key_pattern = _key_pattern(self.key_names)
+        if key_pattern is not None:
+            branches["kv"] = key_pattern  # last: at one place, any type's own pattern comes first
         self._groups = [g for g in branches if g != "kv"]
-        self._combined = re.compile("|".join(f"(?P<{g}>{p})" for g, p in branches.items())) if branches else None
-        self._single = {g: re.compile(p) for g, p in branches.items() if g != "kv"}
+        self._branches = {g: p for g, p in branches.items() if g != "kv"}
+        self._retries: dict[tuple[str, int], re.Pattern[str] | None] = {}
+        # Each branch opens with a character class and names itself with an empty group at its end,
+        # so that the engine rejects a branch on its first character without entering it. Without
+        # custom patterns, every branch refuses to start right after an ASCII letter or digit: the
+        # pattern then consumes the character before the candidate (the text gets a leading "\n"),
+        # and the engine skips the inside of words and numbers in its own loop.
+        alternation = "|".join(f"{p}(?P<{g}>)" for g, p in branches.items())
+        self._shift = 0 if self.custom else 1
+        if not branches:
+            self._combined: re.Pattern[str] | None = None
+        elif self._shift:
+            self._combined = re.compile(f"[^A-Za-z0-9](?:{alternation})")
+        else:
+            self._combined = re.compile(alternation)
+        self._index = {g: i for i, g in enumerate(self._groups)}
+        self._detector = {g: f"custom:{e}" for g, e in self._custom_entity.items()}
+        self._detector.update({g: g.lower() for g in _PATTERNS})
+        self._entity = dict(self._custom_entity)
+        self._entity.update(_GROUP_ENTITY)
 
     def scan(self, text: str) -> list[Finding]:
         """Non-overlapping findings, left to right."""
-        findings: list[Finding] = []
         combined = self._combined
         if combined is None:
-            return findings
-        pos, size = 0, len(text)
+            return []
+        spans: list[tuple[int, int, str, str]] = []
+        shift = self._shift
+        if shift:
+            text = "\n" + text  # positions below are in this text, findings are moved back at the end
+        search = combined.search
+        custom = self._custom_entity
+        checks = _CHECKS
+        pos, size = shift, len(text)
         while pos < size:
-            match = combined.search(text, pos)
+            match = search(text, pos - shift)
             if match is None:
                 break
             group = match.lastgroup or ""
+            start = match.start() + shift
+            end = match.end()
             if group == "kv":
-                keyed = self._keyed(text, match)
+                keyed = self._keyed(text, start, match)
                 if keyed is None:
-                    pos = match.start("kv_sep")  # a field of no interest: what follows is scanned like any text
+                    pos = match.start("kv_sep")  # no value: what follows is scanned like any text
                     continue
-                findings.append(keyed)
-                pos = max(keyed.end, match.end())
+                spans.append(keyed)
+                pos = max(keyed[1], end)
                 continue
-            start = match.start()
-            found = self._accept(group, text, start, match.end())
-            if found is None:
+            if group in custom:
+                valid_end: int | None = end
+            elif checks[group](text[start:end]):
+                valid_end = end
+            else:
+                valid_end = _valid_end(group, text, start, end) if group in _SHORTENED else None
+            if valid_end is None:
                 found = self._retry(group, text, start)
-            if found is None:
-                # Skip the whole rejected candidate (digits inside a NIR with a bad key are no phone
-                # number), except a name, whose next word may start one: "User Jean Dupont".
-                pos = start + 1 if group == PERSON else max(match.end(), start + 1)
-                continue
-            findings.append(found)
-            pos = max(found.end, start + 1)
-        return findings
+                if found is None:
+                    # Skip the whole rejected candidate (digits inside a NIR with a bad key are no phone
+                    # number), except a name, whose next word may start one: "User Jean Dupont".
+                    pos = start + 1 if group == PERSON else max(end, start + 1)
+                    continue
+                group, valid_end = found
+            spans.append((start, valid_end, self._entity[group], self._detector[group]))
+            pos = max(valid_end, start + 1)
+        return [Finding(s - shift, e - shift, entity, detector) for s, e, entity, detector in spans]
 
-    def _keyed(self, text: str, match: re.Match[str]) -> Finding | None:
-        name = text[match.start() : match.start("kv_sep")].strip("\"'")
+    def _keyed(self, text: str, start: int, match: re.Match[str]) -> tuple[int, int, str, str] | None:
+        name = text[start : match.start("kv_sep")].strip("\"'")
         entity = self.key_names.get(name.casefold())
         if entity is None:
             return None
@@ -323,21 +400,34 @@ class Scanner:
         if value is None:
             return None
         part = value.lastgroup or "bare"
-        return Finding(value.start(part), value.end(part), entity, f"key:{name}")
+        return (value.start(part), value.end(part), entity, f"key:{name}")
 
-    def _accept(self, group: str, text: str, start: int, end: int) -> Finding | None:
-        if group in self._custom_entity:
-            return Finding(start, end, self._custom_entity[group], f"custom:{self._custom_entity[group]}")
-        valid_end = _valid_end(group, text, start, end)
-        return None if valid_end is None else Finding(start, valid_end, _GROUP_ENTITY[group], group.lower())
+    def _retry(self, failed: str, text: str, start: int) -> tuple[str, int] | None:
+        """The first other type, in pattern order, whose pattern matches at ``start`` and is valid there."""
+        after = 0
+        while True:
+            retry = self._retry_pattern(failed, after)
+            if retry is None:
+                return None
+            match = retry.match(text, start)
+            if match is None:
+                return None
+            group = match.lastgroup or ""
+            if group in self._custom_entity:
+                return group, match.end()
+            valid_end = _valid_end(group, text, start, match.end())
+            if valid_end is not None:
+                return group, valid_end
+            after = self._index[group] + 1
 
-    def _retry(self, failed: str, text: str, start: int) -> Finding | None:
-        for group in self._groups:
-            if group == failed:
-                continue
-            match = self._single[group].match(text, start)
-            if match is not None:
-                found = self._accept(group, text, start, match.end())
-                if found is not None:
-                    return found
-        return None
+    def _retry_pattern(self, failed: str, after: int) -> re.Pattern[str] | None:
+        """The patterns of the types from the ``after``-th on but ``failed``, as one alternation."""
+        key = (failed, after)
+        try:
+            return self._retries[key]
+        except KeyError:
+            pass
+        rest = [g for g in self._groups[after:] if g != failed]
+        pattern = re.compile("|".join(f"{self._branches[g]}(?P<{g}>)" for g in rest)) if rest else None
+        self._retries[key] = pattern
+        return pattern
