@@ -570,3 +570,17 @@ def test_record_and_edit_a_dpia_with_the_keyboard_alone(
     assert after["record"]["validation"]["status"] == "validated"
     assert after["record"]["validation"]["dpo_status"] == "favourable"
     assert after["record"]["measures"] == record["measures"], "what was not touched is kept"
+
+
+def test_the_dpia_form_in_french(new_context: Callable[..., BrowserContext], server: str, world: World) -> None:
+    page = new_context(locale="fr-FR").new_page()
+    page.goto(f"{server}/console/sign-in")
+    page.get_by_label("Clé d'API").fill(world.tokens[DPO])
+    page.get_by_role("button", name="Se connecter avec la clé").click()
+    page.wait_for_url(lambda url: "/sign-in" not in url)
+    page.goto(f"{server}/console/registers/dpias/{world.dpia_id}/edit")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Modifier l'analyse d'impact")
+    expect(page.get_by_label("Accès illégitime : gravité")).to_have_value("3")
+    expect(page.get_by_role("button", name="Ajouter une mesure")).to_be_visible()
+    assert audit(page) == []
+    shot(page, "dpia-form-edit--fr")

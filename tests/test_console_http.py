@@ -1364,6 +1364,7 @@ def test_a_dpia_is_recorded_from_the_form_as_the_api_would_store_it(app_client: 
     assert "Saved." in shown and "prior consultation of the authority needed" in shown
     for said in ("les accès au serveur de badges sont tracés", "salarié malveillant", "la vie privée"):
         assert said in shown, "the page shows the measures and each risk's details"
+    assert f'href="/console/registers/activities/{world.activity_id}"' in shown
     events = events_of(app_client, world, entry_id)
     assert [e["action"] for e in events] == ["registers.dpia.created"]
     assert events[0]["actor"]["id"] == world.tokens[DPO].split("_")[1]
@@ -1534,3 +1535,18 @@ def test_another_organisations_dpia_is_not_found_nor_written(
     named = app_client.post("/console/registers/dpias/new", data=dpia_form(token, activity_id=other.activity_id))
     assert named.status_code == 422 and 'id="e-activity_id"' in named.text
     assert api(app_client, other, "GET", f"/api/v1/registers/dpias/{other.dpia_id}")["version"] == 1
+
+
+def test_a_dpia_whose_activity_was_deleted_still_opens_and_says_so(app_client: TestClient, world: World) -> None:
+    activity = api(
+        app_client, world, "POST", "/api/v1/registers/activities", json=registers_samples.controller_activity()
+    )
+    dpia = api(
+        app_client, world, "POST", "/api/v1/registers/dpias", json=registers_samples.dpia(activity_id=activity["id"])
+    )
+    signed_in(app_client, world, AUDITOR)
+    linked = app_client.get(f"/console/registers/dpias/{dpia['id']}")
+    assert f'href="/console/registers/activities/{activity["id"]}"' in linked.text
+    api(app_client, world, "DELETE", f"/api/v1/registers/activities/{activity['id']}")
+    gone = app_client.get(f"/console/registers/dpias/{dpia['id']}")
+    assert gone.status_code == 200 and f"{activity['id']}, no longer in the register" in gone.text

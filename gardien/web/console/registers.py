@@ -535,8 +535,20 @@ async def import_dpia(request: Request, form: Form = Depends(posted(REGISTER_WRI
 
 @router.get("/dpias/{entry_id}", response_class=HTMLResponse)
 def dpia(entry_id: str, request: Request, seen: Viewer = Depends(viewer(COMPLIANCE_READERS))) -> HTMLResponse:
-    entry = services_of(request).registers.dpia(seen.principal.org_id, _entry(entry_id))
-    context = {"entry": entry, "done": request.query_params.get("done", ""), "may_write": seen.may(REGISTER_WRITERS)}
+    registers, org = services_of(request).registers, seen.principal.org_id
+    entry = registers.dpia(org, _entry(entry_id))
+    activity = None
+    if entry.record.activity_id is not None:
+        try:
+            activity = registers.get(org, KIND_ACTIVITY, entry.record.activity_id)
+        except NotFound:
+            activity = None  # deleted since: the page says so rather than failing
+    context = {
+        "entry": entry,
+        "activity": activity,
+        "done": request.query_params.get("done", ""),
+        "may_write": seen.may(REGISTER_WRITERS),
+    }
     return page(request, "dpia.html", context)
 
 
