@@ -235,13 +235,17 @@ _SHORTENED = frozenset({IBAN, PHONE, CREDIT_CARD})
 
 def _valid_end(group: str, text: str, start: int, end: int) -> int | None:
     """End of the longest valid span starting at ``start`` within the candidate, if any."""
-    check = _CHECKS[group]
-    if check(text[start:end]):
+    if _CHECKS[group](text[start:end]):
         return end
-    if group in _SHORTENED:
-        for cut in range(end - 1, start, -1):
-            if text[cut] in _SEPARATORS and text[cut - 1] not in _SEPARATORS and check(text[start:cut]):
-                return cut
+    return _shorter_end(group, text, start, end) if group in _SHORTENED else None
+
+
+def _shorter_end(group: str, text: str, start: int, end: int) -> int | None:
+    """End of the longest valid span starting at ``start`` and cut at a separator before ``end``."""
+    check = _CHECKS[group]
+    for cut in range(end - 1, start, -1):
+        if text[cut] in _SEPARATORS and text[cut - 1] not in _SEPARATORS and check(text[start:cut]):
+            return cut
     return None
 
 
@@ -249,7 +253,7 @@ def _valid_end(group: str, text: str, start: int, end: int) -> int | None:
 # quoted or not, then ":" or "=". The scanner matches only the names it knows, written in any case:
 # a field of no interest is text like any other (an IPv6 address in quotes, "fe80::1", is no key).
 _KEY_NAME = re.compile(r"[A-Za-z_][\w-]{0,39}")
-_KEY_SEPARATOR = r"(?P<kv_sep>[ \t]*[:=][ \t]*)"
+_KEY_SEPARATOR = r"[ \t]*[:=][ \t]*"
 
 
 def _either_case(char: str) -> str:
@@ -259,24 +263,27 @@ def _either_case(char: str) -> str:
     return re.escape(char)
 
 
-def _key_pattern(names: Iterable[str]) -> str | None:
-    """The pattern of a field whose name is one of ``names`` (case-folded), or None for no names."""
+def _key_patterns(names: Iterable[str]) -> list[str]:
+    """Patterns of a field whose name is one of ``names`` (case-folded): one for quoted names, one per
+    initial of the others, each opening with a character class (which the engine checks before
+    entering an alternative). A match is the name, its quotes and the separator."""
     by_initial: dict[str, list[str]] = {}
     for name in sorted(n for n in set(names) if _KEY_NAME.fullmatch(n)):
         by_initial.setdefault(name[0], []).append(name[1:])
-
-    def words(before: str) -> str:
-        return "|".join(
-            f"{_either_case(initial)}{before}(?:{'|'.join(''.join(map(_either_case, rest)) for rest in rests)})"
-            for initial, rests in by_initial.items()
-        )
-
     if not by_initial:
-        return None
-    # Each alternative opens with a character class, which the engine checks before entering it.
+        return []
+
+    def rests(tails: list[str]) -> str:
+        return "|".join("".join(map(_either_case, tail)) for tail in tails)
+
     not_in_word = r"(?<![\w.-].)"
-    quoted = f"[\"']{not_in_word}(?:{words('')})[\"']?"
-    return f"(?:{quoted}|{words(not_in_word)}){_KEY_SEPARATOR}"
+    words = "|".join(f"{_either_case(initial)}(?:{rests(tails)})" for initial, tails in by_initial.items())
+    patterns = [f"[\"']{not_in_word}(?:{words})[\"']?{_KEY_SEPARATOR}"]
+    patterns += [
+        f"{_either_case(initial)}{not_in_word}(?:{rests(tails)}){_KEY_SEPARATOR}"
+        for initial, tails in by_initial.items()
+    ]
+    return patterns
 
 
 _BARE_WORD = r"[^\s,;&\"'}\]]{1,128}"
@@ -320,42 +327,77 @@ class Scanner:
             branches[f"custom{index}"] = f"(?:{regex})"
             self._custom_entity[f"custom{index}"] = entity
         branches.update({g: p for g, p in _PATTERNS.items() if _GROUP_ENTITY[g] in wanted})
-        key_pattern = _key_pattern(self.key_names)
-        if key_pattern is not None:
-            branches["kv"] = key_pattern  # last: at one place, any type's own pattern comes first
-        self._groups = [g for g in branches if g != "kv"]
-        self._branches = {g: p for g, p in branches.items() if g != "kv"}
+        self._groups = list(branches)
+        self._branches = dict(branches)
         self._retries: dict[tuple[str, int], re.Pattern[str] | None] = {}
+        # Field names come last: at one place, any type's own pattern comes first.
+        keys = {f"kv{index}": pattern for index, pattern in enumerate(_key_patterns(self.key_names))}
+        self._keys = frozenset(keys)
+        branches.update(keys)
         # Each branch opens with a character class and names itself with an empty group at its end,
         # so that the engine rejects a branch on its first character without entering it. Without
         # custom patterns, every branch refuses to start right after an ASCII letter or digit: the
         # pattern then consumes the character before the candidate (the text gets a leading "\n"),
-        # and the engine skips the inside of words and numbers in its own loop.
-        alternation = "|".join(f"{p}(?P<{g}>)" for g, p in branches.items())
+        # and the engine skips the inside of words and numbers in its own loop. None of these
+        # patterns reads across a line break, so a text is scanned line by line, each line with
+        # the branches it can match: no e-mail address without "@", no field without ":" or "=".
         self._shift = 0 if self.custom else 1
-        if not branches:
-            self._combined: re.Pattern[str] | None = None
-        elif self._shift:
-            self._combined = re.compile(f"[^A-Za-z0-9](?:{alternation})")
-        else:
-            self._combined = re.compile(alternation)
+        self._all = branches
+        self._variants: dict[tuple[bool, bool, bool], re.Pattern[str] | None] = {}
+        self._combined = self._variant(True, True, True)
         self._index = {g: i for i, g in enumerate(self._groups)}
         self._detector = {g: f"custom:{e}" for g, e in self._custom_entity.items()}
         self._detector.update({g: g.lower() for g in _PATTERNS})
         self._entity = dict(self._custom_entity)
         self._entity.update(_GROUP_ENTITY)
 
+    def _variant(self, at: bool, colon: bool, equals: bool) -> re.Pattern[str] | None:
+        """The combined pattern without the branches a line lacking "@", ":" or "=" cannot match."""
+        key = (at, colon, equals)
+        try:
+            return self._variants[key]
+        except KeyError:
+            pass
+        branches = {
+            g: p
+            for g, p in self._all.items()
+            if (at or g != EMAIL) and (colon or g != "IPV6") and (colon or equals or g not in self._keys)
+        }
+        alternation = "|".join(f"{p}(?P<{g}>)" for g, p in branches.items())
+        pattern: re.Pattern[str] | None = None
+        if branches:
+            pattern = re.compile(f"[^A-Za-z0-9](?:{alternation})" if self._shift else alternation)
+        self._variants[key] = pattern
+        return pattern
+
     def scan(self, text: str) -> list[Finding]:
         """Non-overlapping findings, left to right."""
-        combined = self._combined
-        if combined is None:
-            return []
+        if not self._shift:
+            return [Finding(*span) for span in self._scan(text, self._combined, 0, 0)]
+        if "\n" not in text:
+            combined = self._variant("@" in text, ":" in text, "=" in text)
+            return [Finding(*span) for span in self._scan("\n" + text, combined, 1, -1)]
         spans: list[tuple[int, int, str, str]] = []
-        shift = self._shift
-        if shift:
-            text = "\n" + text  # positions below are in this text, findings are moved back at the end
+        offset = -1
+        for line in text.split("\n"):
+            if line:
+                combined = self._variant("@" in line, ":" in line, "=" in line)
+                spans += self._scan("\n" + line, combined, 1, offset)
+            offset += len(line) + 1
+        return [Finding(*span) for span in spans]
+
+    def _scan(
+        self, text: str, combined: re.Pattern[str] | None, shift: int, offset: int
+    ) -> list[tuple[int, int, str, str]]:
+        """Spans found in ``text`` from ``shift`` on, moved by ``offset``. With ``shift`` 1, the pattern
+        consumes the character before a candidate, and ``text`` starts with a line break."""
+        spans: list[tuple[int, int, str, str]] = []
+        if combined is None:
+            return spans
         search = combined.search
         custom = self._custom_entity
+        keys = self._keys
+        entities, detectors = self._entity, self._detector
         checks = _CHECKS
         pos, size = shift, len(text)
         while pos < size:
@@ -365,12 +407,13 @@ class Scanner:
             group = match.lastgroup or ""
             start = match.start() + shift
             end = match.end()
-            if group == "kv":
-                keyed = self._keyed(text, start, match)
+            if group in keys:
+                field = text[start:end].rstrip(" \t:=")
+                keyed = self._keyed(text, field, end)
                 if keyed is None:
-                    pos = match.start("kv_sep")  # no value: what follows is scanned like any text
+                    pos = start + len(field)  # no value: what follows is scanned like any text
                     continue
-                spans.append(keyed)
+                spans.append((keyed[0] + offset, keyed[1] + offset, keyed[2], keyed[3]))
                 pos = max(keyed[1], end)
                 continue
             if group in custom:
@@ -378,7 +421,7 @@ class Scanner:
             elif checks[group](text[start:end]):
                 valid_end = end
             else:
-                valid_end = _valid_end(group, text, start, end) if group in _SHORTENED else None
+                valid_end = _shorter_end(group, text, start, end) if group in _SHORTENED else None
             if valid_end is None:
                 found = self._retry(group, text, start)
                 if found is None:
@@ -387,16 +430,16 @@ class Scanner:
                     pos = start + 1 if group == PERSON else max(end, start + 1)
                     continue
                 group, valid_end = found
-            spans.append((start, valid_end, self._entity[group], self._detector[group]))
-            pos = max(valid_end, start + 1)
-        return [Finding(s - shift, e - shift, entity, detector) for s, e, entity, detector in spans]
+            spans.append((start + offset, valid_end + offset, entities[group], detectors[group]))
+            pos = valid_end if valid_end > start else start + 1
+        return spans
 
-    def _keyed(self, text: str, start: int, match: re.Match[str]) -> tuple[int, int, str, str] | None:
-        name = text[start : match.start("kv_sep")].strip("\"'")
+    def _keyed(self, text: str, field: str, end: int) -> tuple[int, int, str, str] | None:
+        name = field.strip("\"'")
         entity = self.key_names.get(name.casefold())
         if entity is None:
             return None
-        value = _VALUE.match(text, match.end())
+        value = _VALUE.match(text, end)
         if value is None:
             return None
         part = value.lastgroup or "bare"
