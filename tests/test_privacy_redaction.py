@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+import random
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from gardien.cli import app
 from gardien.core.keyring import Keyring
-from gardien.privacy.detect import Scanner
+from gardien.privacy.detect import DEFAULT_KEY_NAMES, Scanner
 from gardien.privacy.errors import OperatorError
 from gardien.privacy.logs import (
     AUDIT,
@@ -107,6 +108,22 @@ def test_field_names_match_in_any_case_and_only_whole() -> None:
     ]
     assert found("Email_Address = jean@example.fr;", Scanner(entities=set())) == [("EMAIL", "jean@example.fr")]
     assert found("email=a@b.fr", Scanner(key_names={})) == [("EMAIL", "a@b.fr")]
+
+
+def test_every_default_field_name_matches_in_any_case() -> None:
+    rng = random.Random(11)
+    scanner = Scanner(entities=set())
+    for name, entity in DEFAULT_KEY_NAMES.items():
+        spelled = "".join(c.upper() if rng.random() < 0.5 else c for c in name)
+        for text in (f"{spelled}=v4lue", f'{{"{spelled}": "v4lue"}}', f"x {spelled} : v4lue"):
+            assert found(text, scanner) == [(entity, "v4lue")], text
+        assert found(f"{spelled}s=v4lue {spelled}_x=v4lue", scanner) == []
+
+
+def test_field_names_outside_ascii_match_as_given_and_case_folded() -> None:
+    scanner = Scanner(entities=set(), key_names={"Straße": "PERSON", "Prénom": "PERSON"})
+    for text in ("straße=Jo", "STRASSE=Jo", "Strasse=Jo", "PRÉNOM=Jo", "prénom=Jo"):
+        assert found(text, scanner) == [("PERSON", "Jo")], text
 
 
 def test_a_quoted_value_of_a_field_of_no_interest_is_scanned_like_text() -> None:

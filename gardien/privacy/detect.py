@@ -311,7 +311,8 @@ class Scanner:
         unknown = wanted - set(ENTITIES)
         if unknown:
             raise OperatorError(f"unknown entity types {sorted(unknown)}; known: {', '.join(ENTITIES)}", "entities")
-        self.key_names = {k.casefold(): v for k, v in (DEFAULT_KEY_NAMES if key_names is None else key_names).items()}
+        names = DEFAULT_KEY_NAMES if key_names is None else key_names
+        self.key_names = {k.casefold(): v for k, v in names.items()}
         self.custom = dict(custom or {})
         branches: dict[str, str] = {}
         self._custom_entity: dict[str, str] = {}
@@ -331,7 +332,9 @@ class Scanner:
         self._branches = dict(branches)
         self._retries: dict[tuple[str, int], re.Pattern[str] | None] = {}
         # Field names come last: at one place, any type's own pattern comes first.
-        keys = {f"kv{index}": pattern for index, pattern in enumerate(_key_patterns(self.key_names))}
+        # The names as given (lower case) and case-folded: "straße" and "strasse" both name "Straße".
+        spellings = set(self.key_names) | {name.lower() for name in names}
+        keys = {f"kv{index}": pattern for index, pattern in enumerate(_key_patterns(spellings))}
         self._keys = frozenset(keys)
         branches.update(keys)
         # Each branch opens with a character class and names itself with an empty group at its end,
