@@ -31,6 +31,7 @@ from gardien.audit.checkpoint import Checkpoint, Note, NoteVerifier, check_note
 from gardien.audit.merkle import verify_consistency, verify_inclusion
 from gardien.audit.models import EVENTS
 from gardien.audit.offline import verify_export
+from gardien.core.errors import NotFound
 from gardien.core.roles import Role
 from gardien.core.runtime import Runtime
 from tests.conftest import auth, sample_event
@@ -578,6 +579,46 @@ def test_inclusion_proofs_verify_against_the_signed_checkpoint(
             assert not verify_inclusion(leaf, receipt["seq"] + 1, checkpoint.size, path, checkpoint.root)
             assert not verify_inclusion(hashlib.sha256(b"forged").digest(), receipt["seq"], checkpoint.size, path,
                                         checkpoint.root)  # fmt: skip
+
+
+def test_a_proof_reuses_the_checkpoint_it_just_read_and_takes_one_round_trip(
+    runtime: Runtime, org: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gardien.audit import proofs
+    from gardien.audit.service import Ledger
+
+    ledger = Ledger(runtime)
+    trips: list[str] = []
+    real_raw = proofs._raw
+
+    def counted(conn: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        trips.append(sql)
+        return real_raw(conn, sql, params)
+
+    monkeypatch.setattr(proofs, "_raw", counted)
+
+    def check(seq: int) -> int:
+        proof = ledger.inclusion_proof(org, seq)
+        path = [base64.b64decode(h) for h in proof.hashes]
+        root = base64.b64decode(proof.checkpoint.root)
+        assert verify_inclusion(base64.b64decode(proof.leaf_hash), seq, proof.tree_size, path, root)
+        return proof.tree_size
+
+    ledger.append_batch(org, [sample_event(action=f"step.n{i}") for i in range(11)])
+    ledger.checkpoint_now(org)
+    size = ledger.checkpoint(org).size
+    trips.clear()
+    assert check(size - 11) == size and len(trips) == 2  # checkpoint and leaf, then the nodes
+    trips.clear()
+    assert check(size - 5) == size and len(trips) == 1  # leaf and nodes against the known checkpoint
+    # An event the known checkpoint does not cover reads the newer one.
+    ledger.append_batch(org, [sample_event() for _ in range(5)])
+    ledger.checkpoint_now(org)
+    trips.clear()
+    assert check(size + 2) == size + 5 and len(trips) == 2
+    # Nothing stored under that number (a purged event the manifest did not keep): 404 on both paths.
+    with pytest.raises(NotFound):
+        ledger.inclusion_proof(org, -1)
 
 
 def test_consistency_proof_between_two_checkpoints_verifies(

@@ -15,11 +15,14 @@ from gardien.audit.models import PURGES
 from gardien.core.errors import Conflict, NotFound, Problem
 
 
-def node_fetcher(conn: Connection, org_id: str) -> merkle.Fetch:
+def node_fetcher(
+    conn: Connection, org_id: str, *, leaf_of: int | None = None, leaf_out: list[bytes] | None = None
+) -> merkle.Fetch:
     """A merkle.Fetch reading every requested range in one round trip.
 
     Plain SQL: proofs must take well under a millisecond, and building an SQLAlchemy union for
-    each proof cost more than running it.
+    each proof cost more than running it. With `leaf_of`, the same round trip also reads that
+    event's leaf hash into `leaf_out` (left empty when the event is not stored).
     """
     marker = "?"
     leaves = (
@@ -53,8 +56,15 @@ def node_fetcher(conn: Connection, org_id: str) -> merkle.Fetch:
             else:
                 parts.append(nodes.format(n=number))
                 params += [org_id, level, start, end]
+        if leaf_of is not None:
+            parts.append("SELECT -1, seq, leaf_hash FROM audit_events WHERE org_id = ? AND seq = ?")
+            params += [org_id, leaf_of]
         found: list[dict[int, bytes]] = [{} for _ in ranges]
         for number, pos, digest in _raw(conn, " UNION ALL ".join(parts), params):
+            if number == -1:
+                if leaf_out is not None:
+                    leaf_out.append(bytes(digest))
+                continue
             found[number][pos] = bytes(digest)
         out: list[list[bytes]] = []
         for (level, start, end), hashes in zip(ranges, found, strict=True):
@@ -128,11 +138,26 @@ def _as_utc(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC)
 
 
+Checkpoint = tuple[int, bytes, str, Any]
+
+
 def inclusion(
-    conn: Connection, org_id: str, seq: int, size: int | None
-) -> tuple[bytes, list[bytes], tuple[int, bytes, str, Any]]:
+    conn: Connection, org_id: str, seq: int, size: int | None, *, known: Checkpoint | None = None
+) -> tuple[bytes, list[bytes], Checkpoint]:
     """Leaf hash and audit path of event `seq` in the checkpointed tree of `size` (default: latest),
-    with that checkpoint's row."""
+    with that checkpoint's row.
+
+    `known` is a checkpoint the caller read lately: when no size is asked for and it covers the
+    event, the proof is against it and takes one round trip (leaf and nodes in one union) instead
+    of two. A checkpoint never changes once written, so a proof against a second-old one is as
+    good as against the newest; an event it does not cover takes the two-trip path."""
+    if size is None and known is not None and known[0] > 1 and 0 <= seq < known[0]:
+        # (A tree of one leaf has an empty path: merkle would not call the fetcher at all.)
+        found: list[bytes] = []
+        path = merkle.inclusion_proof(seq, known[0], node_fetcher(conn, org_id, leaf_of=seq, leaf_out=found))
+        if not found:
+            raise NotFound(f"event {seq}")
+        return found[0], path, known
     row = _select_checkpoint(conn, org_id, size, with_leaf_of=seq)
     checkpoint, leaf = _checkpoint_of(row), row[4]
     tree_size = checkpoint[0]

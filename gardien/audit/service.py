@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 import logging
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,9 @@ MAX_PAGE = 1_000
 # Sequence numbers stay far below this; larger cursor values would overflow a 64-bit column.
 MAX_SEQ = 2**62
 SYSTEM_ACTOR = {"type": "system", "id": "gardien", "display": "Gardien"}
+# How long a proof may use the latest checkpoint it read instead of reading it again (one round
+# trip less): no longer than the sealer's default checkpoint interval.
+LATEST_CHECKPOINT_SECONDS = 1.0
 
 
 def capability_event(
@@ -103,6 +107,7 @@ class Ledger:
             max_group=settings.group_commit_max,
             checkpoint_interval=settings.checkpoint_every_seconds,
         )
+        self._latest_checkpoints: dict[str, tuple[float, proofs.Checkpoint]] = {}
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -333,8 +338,16 @@ class Ledger:
         return CheckpointOut(size=found, root=_b64(root), note=note, created_at=created)
 
     def inclusion_proof(self, org_id: str, seq: int, size: int | None = None) -> InclusionProofOut:
+        known = None
+        if size is None:
+            cached = self._latest_checkpoints.get(org_id)
+            if cached is not None and time.monotonic() - cached[0] < LATEST_CHECKPOINT_SECONDS:
+                known = cached[1]
         with self._proof_connection() as conn:
-            leaf, path, (tree_size, root, note, created) = proofs.inclusion(conn, org_id, seq, size)
+            leaf, path, checkpoint = proofs.inclusion(conn, org_id, seq, size, known=known)
+        if size is None and checkpoint is not known:
+            self._latest_checkpoints[org_id] = (time.monotonic(), checkpoint)
+        tree_size, root, note, created = checkpoint
         return InclusionProofOut(
             seq=seq,
             leaf_hash=_b64(leaf),
