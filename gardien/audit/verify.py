@@ -36,6 +36,7 @@ from gardien.audit.models import CHECKPOINTS, EVENTS, HEADS, PURGES
 from gardien.audit.schemas import Finding, VerifyReport
 from gardien.audit.sealing import SCHEMA, ZERO_MAC
 from gardien.audit.signing import log_origin
+from gardien.core.db import fork_safe_threads
 from gardien.core.keyring import HmacKey
 
 CHUNK = 1 << 16
@@ -426,9 +427,10 @@ def _run(engine: Engine, tasks: list[_ChunkTask], workers: int | None) -> list[_
         return [_verify_chunk_with(engine, task) for task in tasks]
     # A plain fork is fastest, but only safe without other threads: in the server (group commit,
     # uvicorn) a child would inherit their locks in whatever state they were. There a fork server,
-    # started once with this module imported, hands out clean children instead.
+    # started once with this module imported, hands out clean children instead. The WAL
+    # checkpointer's thread does not count: fork() waits for it to leave SQLite.
     context: multiprocessing.context.BaseContext
-    if threading.active_count() == 1:
+    if threading.active_count() - fork_safe_threads() == 1:
         context = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("forkserver")

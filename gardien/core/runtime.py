@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gardien.core.db import make_engine, make_sessionmaker
+from gardien.core.db import WalCheckpointer, make_engine, make_sessionmaker, sqlite_file
 from gardien.core.keyring import Keyring
 from gardien.core.settings import Settings
 
@@ -30,6 +30,8 @@ class Runtime:
     writes: sessionmaker[Session]
     principal_cache: dict[str, tuple[Any, float]] = field(default_factory=dict)
     audit_sink: AuditSink | None = None
+    # SQLite files only: checkpoints the write-ahead log off the committing threads.
+    wal_checkpointer: WalCheckpointer | None = None
 
     @classmethod
     def start(cls, settings: Settings | None = None) -> Runtime:
@@ -37,11 +39,18 @@ class Runtime:
         engine = make_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
         keyring = Keyring.open(settings.keys_dir, settings.instance_name)
         writes = make_sessionmaker(engine.execution_options(write_lock=True))
-        return cls(settings, engine, make_sessionmaker(engine), keyring, writes)
+        runtime = cls(settings, engine, make_sessionmaker(engine), keyring, writes)
+        path = sqlite_file(engine)
+        if path is not None:
+            runtime.wal_checkpointer = WalCheckpointer(path, synchronous=settings.sqlite_synchronous)
+            runtime.wal_checkpointer.start()
+        return runtime
 
     def record(self, org_id: str, event: dict[str, Any]) -> None:
         if self.audit_sink is not None:
             self.audit_sink(org_id, event)
 
     def close(self) -> None:
+        if self.wal_checkpointer is not None:
+            self.wal_checkpointer.stop()
         self.engine.dispose()
