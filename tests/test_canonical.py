@@ -17,7 +17,16 @@ import rfc8785
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from gardien.audit.canonical import MAX_SAFE_INTEGER, CanonicalError, canonical_bytes, is_plain, recanonicalize
+from gardien.audit.canonical import (
+    MAX_SAFE_INTEGER,
+    CanonicalError,
+    _NoFastForm,
+    _with_fragments,
+    canonical_bytes,
+    es_number,
+    is_plain,
+    recanonicalize,
+)
 from gardien.audit.export import _csv_cell, _member_bytes
 
 # Characters where the shortcut could go wrong: ASCII controls and escapes, the last BMP
@@ -257,3 +266,35 @@ def test_csv_cells_are_written_as_the_csv_module_writes_them(text: str) -> None:
     expected = io.StringIO()
     csv.writer(expected, lineterminator="\r\n").writerow([text, "x"])
     assert f"{_csv_cell(text)},x\r\n" == expected.getvalue()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+@example(1e21)
+@example(1e-7)
+@example(9.999999999999999e20)
+@example(1.0000000000000001e-6)
+@example(5e-324)
+def test_es_number_writes_every_finite_double_as_the_reference(value: float) -> None:
+    assert es_number(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"deposit": 1500.0, "rate": 2.5e-05, "n": [1e21, -0.0, 1e-7, 0.5], "s": "x"},
+        [{"a": 1e16}, 2.0**53, -(2.0**60)],
+    ],
+    ids=repr,
+)
+def test_awkward_floats_are_written_without_the_reference(value: Any) -> None:
+    # Not plain, yet every float has a fragment: no detour through the slow reference.
+    assert not is_plain(value)
+    assert orjson.dumps(_with_fragments(value), option=orjson.OPT_SORT_KEYS) == rfc8785.dumps(value)
+    assert canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize("value", [{"\ue000": 1.0}, [2**53, 1.0], {"t": (1.0,)}], ids=repr)
+def test_what_only_the_reference_orders_or_refuses_is_left_to_it(value: Any) -> None:
+    with pytest.raises(_NoFastForm):
+        _with_fragments(value)

@@ -7,17 +7,29 @@ a crash leaves either the whole batch or none of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from itertools import chain
+from typing import Any, cast
 
+import orjson
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from gardien.audit.canonical import CanonicalError, canonical_bytes, first_without_form, is_plain
+from gardien.audit.canonical import (
+    CanonicalError,
+    canonical_bytes,
+    fast_form,
+    first_without_form,
+    is_plain,
+    sorted_orjson,
+)
 from gardien.audit.checkpoint import Checkpoint, sign_note
 from gardien.audit.merkle import CompactRange
 from gardien.audit.models import (
@@ -32,7 +44,7 @@ from gardien.core.clock import rfc3339
 from gardien.core.db import is_sqlite
 from gardien.core.errors import InvalidInput, TooLarge
 from gardien.core.ids import new_id
-from gardien.core.keyring import Keyring
+from gardien.core.keyring import HmacKey, Keyring
 
 SCHEMA = "gardien.audit/v1"
 ZERO_MAC = bytes(32)
@@ -45,6 +57,27 @@ class PreparedEvent:
     doc: dict[str, Any]
     occurred_at: datetime | None
     plain: bool
+    # The event's canonical bytes cut where sealing puts id, occurred_at, org, recorded_at and
+    # seq (see _TEMPLATE_SLOTS); None for the rare event only the reference canonicalizer writes.
+    pieces: tuple[bytes, ...] | None = None
+
+
+# The members sealing adds, in RFC 8785 (sorted) order. In an event's template each value is a
+# NUL byte, which canonical JSON never holds raw (it writes U+0000 as \u0000), except the schema.
+_SLOT = orjson.Fragment(b"\x00")
+_TEMPLATE_SLOTS: dict[str, Any] = {
+    "id": _SLOT,
+    "occurred_at": _SLOT,
+    "org": _SLOT,
+    "recorded_at": _SLOT,
+    "schema": SCHEMA,
+    "seq": _SLOT,
+}
+# What the slots add to the template: each `"name":value` and its comma.
+_SLOTS_BYTES = sum(
+    len(orjson.dumps(name)) + 2 + (1 if value is _SLOT else len(orjson.dumps(value)))
+    for name, value in _TEMPLATE_SLOTS.items()
+)
 
 
 @dataclass(frozen=True)
@@ -95,33 +128,81 @@ assert len(EVENT_COPY_TYPES) == len(EVENT_COLUMNS)
 
 # Rows per INSERT statement: 17 columns × 1,000 stays under SQLite's 32,766 bound variables.
 ROWS_PER_INSERT = 1_000
+INSERT_EVENTS = f"INSERT INTO {EVENTS.name} ({', '.join(EVENT_COLUMNS)}) VALUES "
+ROW_PLACEHOLDERS = "(" + ", ".join(["?"] * len(EVENT_COLUMNS)) + ")"
+COPY_EVENTS = f"COPY {EVENTS.name} ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 
 
-def _insert_events(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    """Insert sealed rows straight through the driver.
+class _RowStream:
+    """Sealed rows on their way into audit_events, written while the next ones are computed.
 
-    SQLite: one multi-row INSERT per thousand events. sqlite3's executemany() releases and retakes
-    the GIL once per row, and with the event loop busy in the same process each retake can wait.
-    PostgreSQL: binary COPY, which the server loads several times faster than even a pipelined
-    executemany(), and which is part of the transaction like any INSERT.
+    PostgreSQL: one binary COPY for the whole batch, which the server loads several times faster
+    than a pipelined executemany() and which runs on the server's core while this process
+    computes the next rows. SQLite: multi-row INSERTs of up to a thousand rows, each run on the
+    `inserter` thread while this one goes on (sqlite3 releases the GIL inside SQLite); with no
+    inserter they run here. A single multi-row statement rather than executemany(), whose per-row
+    GIL release and retake can wait on a busy event loop in the same process.
+    Either way the rows are part of the caller's transaction like any INSERT.
     """
-    columns = ", ".join(EVENT_COLUMNS)
-    if conn.dialect.paramstyle != "qmark":
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            with cursor.copy(f"COPY {EVENTS.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(EVENT_COPY_TYPES)
-                for row in rows:
-                    copy.write_row(row)
-        finally:
-            cursor.close()
-        return
-    row_sql = "(" + ", ".join(["?"] * len(EVENT_COLUMNS)) + ")"
-    head = f"INSERT INTO {EVENTS.name} ({columns}) VALUES "
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start : start + ROWS_PER_INSERT]
-        params = tuple(value for row in chunk for value in row)
-        conn.exec_driver_sql(head + ", ".join([row_sql] * len(chunk)), params)
+
+    def __init__(self, conn: Connection, inserter: ThreadPoolExecutor | None = None) -> None:
+        self._raw: Any = cast(Any, conn.connection.dbapi_connection)
+        self._inserter = inserter
+        self._pending: Future[None] | None = None
+        self._copy: Any = None
+        self._copying: Any = None
+        if conn.dialect.paramstyle != "qmark":
+            self._cursor = self._raw.cursor()
+            self._copying = self._cursor.copy(COPY_EVENTS)
+            self._copy = self._copying.__enter__()
+            self._copy.set_types(EVENT_COPY_TYPES)
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._copy is not None:
+            write_row = self._copy.write_row
+            for row in rows:
+                write_row(row)
+            return
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            self._wait()
+            chunk = rows[start : start + ROWS_PER_INSERT]
+            if self._inserter is None:
+                self._insert(chunk)
+            else:
+                self._pending = self._inserter.submit(self._insert, chunk)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        params = tuple(chain.from_iterable(rows))
+        self._raw.execute(INSERT_EVENTS + ", ".join([ROW_PLACEHOLDERS] * len(rows)), params)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        """Wait until every row is written; raises what writing them raised."""
+        self._wait()
+        if self._copying is not None:
+            copying, self._copying = self._copying, None
+            try:
+                copying.__exit__(None, None, None)
+            finally:
+                self._cursor.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """Stop writing after `exc`: nothing runs on the connection any more; the caller rolls back."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                pending.result()
+        if self._copying is not None:
+            copying, self._copying = self._copying, None
+            try:
+                with contextlib.suppress(Exception):
+                    copying.__exit__(type(exc), exc, exc.__traceback__)
+            finally:
+                self._cursor.close()
 
 
 def _sqlite_time(rfc3339_text: str) -> str:
@@ -136,19 +217,28 @@ def _postgres_time(rfc3339_text: str) -> datetime:
 
 def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent:
     """Validate what pydantic cannot: a canonical form exists and fits the size limit."""
-    # Only the free-form members can hold floats, odd keys or (from Python callers) values that
-    # are not JSON at all; the rest are validated strings. Checked before the dump, which would
-    # quietly turn a datetime or bytes into a string.
+    # Only the free-form members can hold floats, odd keys, lone surrogates or (from Python
+    # callers) values that are not JSON at all; the rest are validated strings. The dump in
+    # Python mode leaves them as they are, so whatever has no canonical form is still there to
+    # be refused below, by path, rather than turned into a string.
     changes = event.changes
     plain = is_plain(event.fields) and (changes is None or (is_plain(changes.before) and is_plain(changes.after)))
-    if not plain:
-        refuse_without_form(event, field)
-    doc = event.model_dump(mode="json", exclude_none=True, exclude={"occurred_at"})
+    doc = event.model_dump(exclude_none=True, exclude={"occurred_at"})
     if not doc.get("data_categories"):
         doc.pop("data_categories", None)
+    pieces = None
     try:
-        size = len(canonical_bytes(doc, plain=plain))
+        form = fast_form(doc, plain=plain)
+        if form is None:
+            # Only the reference writes it (keys it orders by UTF-16), or nothing does.
+            refuse_without_form(event, field)
+            size = len(canonical_bytes(doc, plain=False))
+        else:
+            template = sorted_orjson({**form, **_TEMPLATE_SLOTS})
+            size = len(template) - _SLOTS_BYTES
+            pieces = tuple(template.split(b"\x00"))
     except CanonicalError as exc:
+        refuse_without_form(event, field)  # names the member when it is a free-form one
         where = f"{field}." if field else ""
         raise InvalidInput(
             f"{where}event has no canonical JSON form: {exc}",
@@ -157,7 +247,7 @@ def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent
     if size > max_bytes:
         where = f"{field}: " if field else ""
         raise TooLarge(f"{where}event is {size} bytes in canonical form; the limit is {max_bytes}")
-    return PreparedEvent(doc=doc, occurred_at=event.occurred_at, plain=plain)
+    return PreparedEvent(doc=doc, occurred_at=event.occurred_at, plain=plain, pieces=pieces)
 
 
 def refuse_without_form(event: EventIn, field: str) -> None:
@@ -263,69 +353,51 @@ class Sealer:
         self._save_head(conn, head)
         return self._write(conn, head, batch)
 
+    def seal_stream(
+        self, conn: Connection, org_id: str, chunks: Iterable[Sequence[PreparedEvent]], now: datetime
+    ) -> list[Sealed]:
+        """Seal events as they come, writing each chunk while the next one is prepared and sealed.
+
+        For large batches in one call: the head row is locked first (its row lock on PostgreSQL;
+        SQLite's write lock is already held), so that rows can be written before the head moves.
+        If preparing a later chunk raises, nothing of the batch remains once the caller rolls back.
+        """
+        self._heads.pop(org_id, None)
+        head = lock_head(conn, org_id)
+        sealing = _Sealing.start(self, conn, head, now)
+        with _inserter_for(conn) as inserter:
+            stream = _RowStream(conn, inserter)
+            try:
+                for events in chunks:
+                    stream.write(sealing.seal(events))
+                stream.close()
+            except BaseException as exc:
+                stream.abort(exc)
+                raise
+        batch = self._finish(sealing, now)
+        self._save_head(conn, head)
+        return self._write(conn, head, batch, rows_written=True)
+
     def _compute(self, conn: Connection, head: HeadState, events: Sequence[PreparedEvent], now: datetime) -> _Batch:
         """Sequence numbers, canonical bytes, leaves, the MAC chain and the tree nodes of a batch.
 
         Advances `head` (frontier, MAC, checkpoint) in memory; writes nothing.
         """
-        org_id = head.org_id
-        key = self.keyring.hmac_key()
-        recorded = rfc3339(now)
-        frontier = head.frontier
-        mac = head.mac
-        rows: list[tuple[Any, ...]] = []
-        db_time = _sqlite_time if is_sqlite(conn) else _postgres_time
-        recorded_db = db_time(recorded)
-        nodes: list[tuple[int, int, bytes]] = []
-        sealed: list[Sealed] = []
-        for event in events:
-            seq = frontier.size
-            event_id = new_id()
-            occurred = event.occurred_at or now
-            doc = dict(event.doc)
-            doc["schema"] = SCHEMA
-            doc["id"] = event_id
-            doc["org"] = org_id
-            doc["seq"] = seq
-            doc["recorded_at"] = recorded
-            doc["occurred_at"] = rfc3339(occurred)
-            data = canonical_bytes(doc, plain=event.plain)
-            leaf = hashlib.sha256(b"\x00" + data).digest()
-            mac = key.digest(mac + leaf)
-            frontier.append(leaf, nodes)
-            actor = doc["actor"]
-            target = doc.get("target") or {}
-            rows.append(
-                (
-                    org_id,
-                    seq,
-                    event_id,
-                    db_time(doc["occurred_at"]),
-                    recorded_db,
-                    doc["module"],
-                    doc["action"],
-                    doc["crud"],
-                    doc["outcome"],
-                    actor["type"],
-                    actor["id"],
-                    target.get("type"),
-                    target.get("id"),
-                    data,
-                    leaf,
-                    mac,
-                    key.kid,
-                )
-            )
-            sealed.append(Sealed(event_id, seq, now, leaf))
-        head.mac = mac
-        checkpoint = self._sign_checkpoint(head, now) if self._checkpoint_due(head, now) else None
-        return _Batch(rows, nodes, sealed, checkpoint)
+        sealing = _Sealing.start(self, conn, head, now)
+        sealing.rows = sealing.seal(events)
+        return self._finish(sealing, now)
 
-    def _write(self, conn: Connection, head: HeadState, batch: _Batch) -> list[Sealed]:
+    def _finish(self, sealing: _Sealing, now: datetime) -> _Batch:
+        head = sealing.head
+        checkpoint = self._sign_checkpoint(head, now) if self._checkpoint_due(head, now) else None
+        return _Batch(sealing.rows, sealing.nodes, sealing.sealed, checkpoint)
+
+    def _write(self, conn: Connection, head: HeadState, batch: _Batch, *, rows_written: bool = False) -> list[Sealed]:
         """The batch's rows, after its head row was written (and so locked)."""
-        # Straight to the driver: SQLAlchemy's per-row parameter processing costs as much as the
-        # insert itself on this path.
-        _insert_events(conn, batch.rows)
+        if not rows_written:
+            stream = _RowStream(conn)
+            stream.write(batch.rows)
+            stream.close()
         if batch.nodes:
             conn.execute(
                 INSERT_NODES,
@@ -375,6 +447,128 @@ class Sealer:
     @staticmethod
     def _save_head(conn: Connection, head: HeadState) -> None:
         conn.execute(UPDATE_HEAD, _head_values(head))
+
+
+# While a batch streams into SQLite, a thread that waits for the GIL (the inserter, back from
+# SQLite with its rows written) gets it within this many seconds instead of Python's default 5 ms,
+# which is as long as sealing a whole chunk and left the next chunk waiting for the previous one.
+INSERTER_SWITCH_INTERVAL = 0.0005
+
+
+@contextlib.contextmanager
+def _inserter_for(conn: Connection) -> Iterator[ThreadPoolExecutor | None]:
+    """SQLite: a thread of the call's own (not a lingering one: verify forks thread-free
+    processes directly) and a short GIL switch interval meanwhile. PostgreSQL needs neither:
+    COPY hands the rows to the server's process as they are written."""
+    if not is_sqlite(conn):
+        yield None
+        return
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, INSERTER_SWITCH_INTERVAL))
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="gardien-ledger-insert") as inserter:
+            yield inserter
+    finally:
+        sys.setswitchinterval(interval)
+
+
+@dataclass
+class _Sealing:
+    """One batch being sealed: the head it advances and what it produced so far."""
+
+    head: HeadState
+    key: HmacKey
+    now: datetime
+    recorded: str
+    recorded_db: Any
+    db_time: Callable[[str], Any]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    nodes: list[tuple[int, int, bytes]] = field(default_factory=list)
+    sealed: list[Sealed] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, sealer: Sealer, conn: Connection, head: HeadState, now: datetime) -> _Sealing:
+        recorded = rfc3339(now)
+        db_time = _sqlite_time if is_sqlite(conn) else _postgres_time
+        return cls(head, sealer.keyring.hmac_key(), now, recorded, db_time(recorded), db_time)
+
+    def seal(self, events: Sequence[PreparedEvent]) -> list[tuple[Any, ...]]:
+        """The rows of `events`, next in the ledger: sequence numbers, canonical bytes, leaves,
+        the MAC chain and tree nodes. Advances the head in memory; writes nothing."""
+        head = self.head
+        org_id = head.org_id
+        key = self.key
+        recorded = self.recorded
+        recorded_db = self.recorded_db
+        db_time = self.db_time
+        now = self.now
+        frontier = head.frontier
+        mac = head.mac
+        nodes = self.nodes
+        sealed = self.sealed
+        rows: list[tuple[Any, ...]] = []
+        org_json = orjson.dumps(org_id)
+        recorded_json = orjson.dumps(recorded)
+        for event in events:
+            seq = frontier.size
+            event_id = new_id()
+            doc = event.doc
+            if event.occurred_at is None:
+                occurred, occurred_db = recorded, recorded_db
+            else:
+                occurred = rfc3339(event.occurred_at)
+                occurred_db = db_time(occurred)
+            pieces = event.pieces
+            if pieces is not None:
+                # ids and times are ASCII without escapes: quoted as they are.
+                data = b"".join(
+                    (
+                        pieces[0],
+                        b'"' + event_id.encode() + b'"',
+                        pieces[1],
+                        b'"' + occurred.encode() + b'"',
+                        pieces[2],
+                        org_json,
+                        pieces[3],
+                        recorded_json,
+                        pieces[4],
+                        str(seq).encode(),
+                        pieces[5],
+                    )
+                )
+            else:
+                full = dict(doc, schema=SCHEMA, id=event_id, org=org_id, seq=seq)
+                full.update(recorded_at=recorded, occurred_at=occurred)
+                data = canonical_bytes(full, plain=event.plain)
+            leaf = hashlib.sha256(b"\x00" + data).digest()
+            mac = key.digest(mac + leaf)
+            frontier.append(leaf, nodes)
+            actor = doc["actor"]
+            target = doc.get("target") or {}
+            rows.append(
+                (
+                    org_id,
+                    seq,
+                    event_id,
+                    occurred_db,
+                    recorded_db,
+                    doc["module"],
+                    doc["action"],
+                    doc["crud"],
+                    doc["outcome"],
+                    actor["type"],
+                    actor["id"],
+                    target.get("type"),
+                    target.get("id"),
+                    data,
+                    leaf,
+                    mac,
+                    key.kid,
+                )
+            )
+            sealed.append(Sealed(event_id, seq, now, leaf))
+        head.mac = mac
+        return rows
 
 
 @dataclass

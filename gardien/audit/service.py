@@ -32,7 +32,7 @@ from gardien.audit.schemas import (
     PublicKeyOut,
     VerifyReport,
 )
-from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare, refuse_without_form
+from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare
 from gardien.audit.signing import checkpoint_signer, trusted_verifiers
 from gardien.audit.verify import verify_org
 from gardien.audit.writer import LedgerWriter, Work
@@ -89,6 +89,10 @@ def decode_cursor(cursor: str) -> tuple[int, int]:
             "cursor: not a cursor this API returned",
             [{"field": "cursor", "message": "invalid cursor", "type": "cursor"}],
         ) from exc
+
+
+# Events validated and sealed between two writes of a streamed batch (see Ledger.append_batch).
+STREAM_CHUNK = 200
 
 
 class Ledger:
@@ -156,30 +160,37 @@ class Ledger:
                     for e in exc.errors()
                 ]
                 raise InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors) from exc
-        try:
-            # orjson refuses lone surrogates in C, before pydantic's dump would quietly replace them.
-            orjson.dumps(event.fields)
-            if event.changes is not None:
-                orjson.dumps([event.changes.before, event.changes.after])
-            return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
-        except (orjson.JSONEncodeError, InvalidInput):
-            # Walk the free-form members only now, to name the one that has no canonical form.
-            refuse_without_form(event, field)
-            raise
+        return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
 
-    def prepare_batch(self, events: Sequence[EventIn | Mapping[str, Any]]) -> list[PreparedEvent]:
+    def _check_batch_size(self, events: Sequence[object]) -> None:
         limit = self.runtime.settings.audit_max_batch
         if len(events) > limit:
             raise TooLarge(f"a batch holds at most {limit} events; this one has {len(events)}")
+
+    def prepare_batch(self, events: Sequence[EventIn | Mapping[str, Any]]) -> list[PreparedEvent]:
+        self._check_batch_size(events)
         return [self.prepare(e, field=f"events.{i}") for i, e in enumerate(events)]
 
     def append(self, org_id: str, event: EventIn | Mapping[str, Any]) -> Sealed:
         return self.append_prepared(org_id, [self.prepare(event)])[0]
 
     def append_batch(self, org_id: str, events: Sequence[EventIn | Mapping[str, Any]]) -> list[Sealed]:
-        """Validate then seal all events in one transaction: all are recorded, or none."""
-        prepared = self.prepare_batch(events)
-        return self.append_prepared(org_id, prepared)
+        """Validate and seal all events in one transaction: all are recorded, or none.
+
+        Events are validated a chunk at a time inside the transaction, and each chunk's rows are
+        written while the next is validated and sealed: the database works on one core while
+        this process works on the other. The first invalid event rolls the whole batch back.
+        """
+        self._check_batch_size(events)
+        if len(events) <= STREAM_CHUNK:
+            return self.append_prepared(org_id, self.prepare_batch(events))
+        chunks = (
+            [self.prepare(events[i], field=f"events.{i}") for i in range(start, min(start + STREAM_CHUNK, len(events)))]
+            for start in range(0, len(events), STREAM_CHUNK)
+        )
+        self.runtime.keyring.reload_if_changed()
+        with write_transaction(self.runtime.engine) as conn:
+            return self.sealer.seal_stream(conn, org_id, chunks, utcnow())
 
     def append_prepared(self, org_id: str, prepared: list[PreparedEvent]) -> list[Sealed]:
         self.runtime.keyring.reload_if_changed()
