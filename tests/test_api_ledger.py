@@ -621,6 +621,26 @@ def test_a_proof_reuses_the_checkpoint_it_just_read_and_takes_one_round_trip(
         ledger.inclusion_proof(org, -1)
 
 
+def test_proofs_read_through_connections_that_stay_in_autocommit(runtime: Runtime, org: str) -> None:
+    from gardien.audit.service import Ledger
+
+    ledger = Ledger(runtime)
+    ledger.append_batch(org, [sample_event() for _ in range(3)])
+    ledger.checkpoint_now(org)
+    engine = runtime.autocommit_engine
+    if runtime.engine.dialect.name == "sqlite":
+        assert engine is runtime.engine
+        return
+    assert engine is not runtime.engine and engine is runtime.autocommit_engine
+    for seq in range(3):
+        ledger.inclusion_proof(org, seq)
+    # A plain checkout, with no execution option: the pool's connections are in autocommit.
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit  # type: ignore[union-attr]
+    with runtime.engine.connect() as conn:
+        assert not conn.connection.dbapi_connection.autocommit  # type: ignore[union-attr]
+
+
 def test_consistency_proof_between_two_checkpoints_verifies(
     client: TestClient, tokens: dict[Role, str], runtime: Runtime, org: str
 ) -> None:

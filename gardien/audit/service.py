@@ -369,12 +369,10 @@ class Ledger:
 
     def _proof_connection(self) -> Connection:
         """On PostgreSQL, autocommit saves the BEGIN round trip: stored nodes never change and the
-        checkpoint fixes the tree size, so a proof's reads need no common snapshot. Not on SQLite,
-        where the pool's isolation reset would hand transactions back to the sqlite3 module."""
-        conn = self.runtime.engine.connect()
-        if is_sqlite(conn):
-            return conn
-        return conn.execution_options(isolation_level="AUTOCOMMIT")
+        checkpoint fixes the tree size, so a proof's reads need no common snapshot. From a pool
+        kept in autocommit, so that no checkout or return switches it. Not on SQLite, where the
+        pool's isolation reset would hand transactions back to the sqlite3 module."""
+        return self.runtime.autocommit_engine.connect()
 
     def consistency_proof(self, org_id: str, old_size: int, new_size: int) -> ConsistencyProofOut:
         with self.runtime.engine.connect() as conn:

@@ -69,7 +69,9 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+def make_engine(url: str, *, sqlite_synchronous: str = "FULL", autocommit: bool = False) -> Engine:
+    """The engine for `url`; with `autocommit` (PostgreSQL only), a pool of connections that
+    always run in autocommit, for reads that need no common snapshot."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -81,6 +83,9 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
         return engine
     # No pre-ping: it costs a round trip on every checkout, a third of a proof's time. Recycling
     # connections after 30 minutes covers servers and proxies that drop idle ones.
+    if autocommit:
+        # Set once per connection, not on each checkout and return as an execution option would.
+        return create_engine(url, pool_size=4, max_overflow=8, pool_recycle=1800, isolation_level="AUTOCOMMIT")
     return create_engine(url, pool_size=8, max_overflow=8, pool_recycle=1800)
 
 

@@ -32,6 +32,7 @@ class Runtime:
     audit_sink: AuditSink | None = None
     # SQLite files only: checkpoints the write-ahead log off the committing threads.
     wal_checkpointer: WalCheckpointer | None = None
+    _autocommit_engine: Engine | None = None
 
     @classmethod
     def start(cls, settings: Settings | None = None) -> Runtime:
@@ -50,7 +51,19 @@ class Runtime:
         if self.audit_sink is not None:
             self.audit_sink(org_id, event)
 
+    @property
+    def autocommit_engine(self) -> Engine:
+        """PostgreSQL: a second, smaller pool whose connections stay in autocommit, for short
+        reads that need no snapshot (inclusion proofs), made on first use. SQLite: the engine."""
+        if self.engine.dialect.name == "sqlite":
+            return self.engine
+        if self._autocommit_engine is None:
+            self._autocommit_engine = make_engine(self.settings.database_url, autocommit=True)
+        return self._autocommit_engine
+
     def close(self) -> None:
         if self.wal_checkpointer is not None:
             self.wal_checkpointer.stop()
+        if self._autocommit_engine is not None:
+            self._autocommit_engine.dispose()
         self.engine.dispose()
