@@ -136,33 +136,24 @@ COPY_EVENTS = f"COPY {EVENTS.name} ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORM
 class _RowStream:
     """Sealed rows on their way into audit_events, written while the next ones are computed.
 
-    PostgreSQL: one binary COPY for the whole batch, which the server loads several times faster
-    than a pipelined executemany() and which runs on the server's core while this process
-    computes the next rows. SQLite: multi-row INSERTs of up to a thousand rows, each run on the
-    `inserter` thread while this one goes on (sqlite3 releases the GIL inside SQLite); with no
-    inserter they run here. A single multi-row statement rather than executemany(), whose per-row
-    GIL release and retake can wait on a busy event loop in the same process.
-    Either way the rows are part of the caller's transaction like any INSERT.
+    Each write is one statement, run on the `inserter` thread while this one goes on (both
+    drivers release the GIL while the database works); with no inserter it runs here. Either way
+    the rows are part of the caller's transaction like any INSERT.
+    - PostgreSQL: a binary COPY, which the server loads several times faster than a pipelined
+      executemany(). One COPY per write, not one for the whole batch: the server keeps binary
+      rows until the statement ends or a thousand are buffered, so a single COPY was loaded only
+      at its end, with nothing left to overlap.
+    - SQLite: a multi-row INSERT of up to a thousand rows, rather than executemany(), whose
+      per-row GIL release and retake can wait on a busy event loop in the same process.
     """
 
     def __init__(self, conn: Connection, inserter: ThreadPoolExecutor | None = None) -> None:
         self._raw: Any = cast(Any, conn.connection.dbapi_connection)
+        self._insert = self._insert_sqlite if is_sqlite(conn) else self._copy_postgres
         self._inserter = inserter
         self._pending: Future[None] | None = None
-        self._copy: Any = None
-        self._copying: Any = None
-        if conn.dialect.paramstyle != "qmark":
-            self._cursor = self._raw.cursor()
-            self._copying = self._cursor.copy(COPY_EVENTS)
-            self._copy = self._copying.__enter__()
-            self._copy.set_types(EVENT_COPY_TYPES)
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
-        if self._copy is not None:
-            write_row = self._copy.write_row
-            for row in rows:
-                write_row(row)
-            return
         for start in range(0, len(rows), ROWS_PER_INSERT):
             self._wait()
             chunk = rows[start : start + ROWS_PER_INSERT]
@@ -171,9 +162,16 @@ class _RowStream:
             else:
                 self._pending = self._inserter.submit(self._insert, chunk)
 
-    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_sqlite(self, rows: list[tuple[Any, ...]]) -> None:
         params = tuple(chain.from_iterable(rows))
         self._raw.execute(INSERT_EVENTS + ", ".join([ROW_PLACEHOLDERS] * len(rows)), params)
+
+    def _copy_postgres(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._raw.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:
+            copy.set_types(EVENT_COPY_TYPES)
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
 
     def _wait(self) -> None:
         pending, self._pending = self._pending, None
@@ -183,26 +181,13 @@ class _RowStream:
     def close(self) -> None:
         """Wait until every row is written; raises what writing them raised."""
         self._wait()
-        if self._copying is not None:
-            copying, self._copying = self._copying, None
-            try:
-                copying.__exit__(None, None, None)
-            finally:
-                self._cursor.close()
 
-    def abort(self, exc: BaseException) -> None:
-        """Stop writing after `exc`: nothing runs on the connection any more; the caller rolls back."""
+    def abort(self) -> None:
+        """Stop writing: once this returns nothing runs on the connection; the caller rolls back."""
         pending, self._pending = self._pending, None
         if pending is not None:
             with contextlib.suppress(Exception):
                 pending.result()
-        if self._copying is not None:
-            copying, self._copying = self._copying, None
-            try:
-                with contextlib.suppress(Exception):
-                    copying.__exit__(type(exc), exc, exc.__traceback__)
-            finally:
-                self._cursor.close()
 
 
 def _sqlite_time(rfc3339_text: str) -> str:
@@ -365,14 +350,14 @@ class Sealer:
         self._heads.pop(org_id, None)
         head = lock_head(conn, org_id)
         sealing = _Sealing.start(self, conn, head, now)
-        with _inserter_for(conn) as inserter:
+        with _inserter() as inserter:
             stream = _RowStream(conn, inserter)
             try:
                 for events in chunks:
                     stream.write(sealing.seal(events))
                 stream.close()
-            except BaseException as exc:
-                stream.abort(exc)
+            except BaseException:
+                stream.abort()
                 raise
         batch = self._finish(sealing, now)
         self._save_head(conn, head)
@@ -449,20 +434,16 @@ class Sealer:
         conn.execute(UPDATE_HEAD, _head_values(head))
 
 
-# While a batch streams into SQLite, a thread that waits for the GIL (the inserter, back from
-# SQLite with its rows written) gets it within this many seconds instead of Python's default 5 ms,
+# While a batch streams, a thread that waits for the GIL (the inserter, back from the database
+# with its rows written) gets it within this many seconds instead of Python's default 5 ms,
 # which is as long as sealing a whole chunk and left the next chunk waiting for the previous one.
 INSERTER_SWITCH_INTERVAL = 0.0005
 
 
 @contextlib.contextmanager
-def _inserter_for(conn: Connection) -> Iterator[ThreadPoolExecutor | None]:
-    """SQLite: a thread of the call's own (not a lingering one: verify forks thread-free
-    processes directly) and a short GIL switch interval meanwhile. PostgreSQL needs neither:
-    COPY hands the rows to the server's process as they are written."""
-    if not is_sqlite(conn):
-        yield None
-        return
+def _inserter() -> Iterator[ThreadPoolExecutor]:
+    """A thread of the call's own (not a lingering one: verify forks thread-free processes
+    directly), and a short GIL switch interval while it runs."""
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, INSERTER_SWITCH_INTERVAL))
     try:
