@@ -38,7 +38,7 @@ from gardien.core.ids import new_id
 from gardien.core.keyring import KEYRING_FILE
 from gardien.core.runtime import Runtime
 from gardien.core.settings import Settings
-from tests.conftest import sample_event
+from tests.conftest import sample_event, verify_directly
 
 # Past 1,000 so the ledger writes a checkpoint on its own, in batches the API would accept.
 EVENTS_PER_LEDGER = 1_500
@@ -271,6 +271,55 @@ def test_changed_indexed_column_only(ledger: Ledger, runtime: Runtime, org: str,
     _assert_tampered(report, seq, "content_mismatch")
     # The sealed bytes are intact, so nothing else is wrong.
     assert [(f.seq, f.kind) for f in report.findings] == [(seq, "content_mismatch")]
+
+
+def test_indexed_column_stored_as_a_blob(ledger: Ledger, runtime: Runtime, org: str) -> None:
+    """SQLite lets a text column hold a BLOB of the same bytes, which `module = 'x'` no longer matches."""
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL columns are typed")
+    _sealed_ledger(ledger, org)
+    seq = 800
+    with tampering(runtime.engine) as conn:
+        conn.execute(update(EVENTS).where(_at(org, seq)).values(module=text("CAST(module AS BLOB)")))
+    report = ledger.verify(org)
+    _assert_tampered(report, seq, "content_mismatch")
+    assert [(f.seq, f.kind) for f in report.findings] == [(seq, "content_mismatch")]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tampering_found_alike_by_one_or_two_processes(
+    runtime: Runtime, ledger: Ledger, org: str, workers: int
+) -> None:
+    """Two processes verify the chunks while this one checks the checkpoint signatures."""
+    _sealed_ledger(ledger, org)
+    size = _checkpoint_sizes(runtime.engine, org)[0]
+    with tampering(runtime.engine) as conn:
+        conn.execute(update(EVENTS).where(_at(org, 70)).values(actor_id="u-innocent"))
+        note = conn.execute(
+            select(CHECKPOINTS.c.note).where(CHECKPOINTS.c.org_id == org, CHECKPOINTS.c.size == size)
+        ).scalar_one()
+        conn.execute(
+            update(CHECKPOINTS)
+            .where(CHECKPOINTS.c.org_id == org, CHECKPOINTS.c.size == size)
+            .values(note=note.replace("\n\n", "\nextra line\n\n", 1))
+        )
+    report = verify_directly(runtime, org, workers=workers, chunk=256)
+    assert report.status == "tampered"
+    assert [(f.seq, f.kind) for f in report.findings] == [(70, "content_mismatch"), (size, "checkpoint_signature")]
+
+
+def test_filter_columns_with_characters_json_may_escape(ledger: Ledger, org: str) -> None:
+    """Quotes, backslashes, control and non-ASCII characters in filter columns verify as they are."""
+    odd = 'a"b\\c\x01\x1f\x7f\t\u2028é😀/'
+    ledger.append_batch(
+        org,
+        [
+            sample_event(actor={"type": "user", "id": odd}, target={"type": "artist", "id": odd + str(i)})
+            for i in range(3)
+        ],
+    )
+    report = ledger.verify(org)
+    assert report.status == "ok", report
 
 
 def test_deleted_row(ledger: Ledger, runtime: Runtime, org: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gardien.audit.chunks import _same_json_columns
 from gardien.audit.service import Ledger
 from gardien.core.runtime import Runtime
 from tests.conftest import sample_event, verify_directly
@@ -31,3 +32,10 @@ def test_checkpoints_on_and_off_chunk_boundaries(runtime: Runtime, ledger: Ledge
 def test_chunk_must_be_a_power_of_two(runtime: Runtime, org: str) -> None:
     with pytest.raises(ValueError, match="power of two"):
         _verify(runtime, org, workers=1, chunk=1000)
+
+
+def test_sqlite_columns_compare_as_json_values_not_only_as_text() -> None:
+    # The escapes SQLite's json_array writes may differ from orjson's; the values decide.
+    assert _same_json_columns([b'["\\u0041",null,"\\u00e9"]'], ["A", None, "é"])
+    assert not _same_json_columns([b'["B",null,"\\u00e9"]'], ["A", None, "é"])
+    assert not _same_json_columns([b'["A",null,1]'], ["A", None, "1"])

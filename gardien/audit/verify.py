@@ -14,24 +14,23 @@ core; the parent then folds the chunks' subtree roots into the root of every che
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 import orjson
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
 
 from gardien.audit.checkpoint import Checkpoint, Note, NoteError, NoteVerifier, check_note
-from gardien.audit.merkle import CompactRange, parent_level
+from gardien.audit.chunks import MAX_FINDINGS, ChunkResult, ChunkTask, verify_chunk, verify_chunk_in_worker
+from gardien.audit.merkle import CompactRange
 from gardien.audit.models import CHECKPOINTS, EVENTS, HEADS, PURGES
 from gardien.audit.schemas import Finding, VerifyReport
 from gardien.audit.sealing import SCHEMA, ZERO_MAC
@@ -41,13 +40,7 @@ from gardien.core.keyring import HmacKey
 
 CHUNK = 1 << 16
 PARALLEL_FROM = 4 * CHUNK
-MAX_FINDINGS = 50
-ROW_SQL = (
-    "SELECT seq, id, canonical, leaf_hash, mac, hmac_kid, module, action, crud, outcome, actor_type,"
-    " actor_id, target_type, target_id, occurred_at, recorded_at FROM audit_events"
-    " WHERE org_id = {p} AND seq >= {p} AND seq < {p} ORDER BY seq"
-)
-MAC_SQL = "SELECT mac FROM audit_events WHERE org_id = {p} AND seq = {p}"
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -69,188 +62,6 @@ class _SignedSize:
     size: int
     root: bytes
     source: str
-
-
-@dataclass
-class _ChunkTask:
-    url: str
-    org_id: str
-    start: int
-    end: int
-    sizes: list[int]
-    secrets: dict[str, bytes]
-    anchor_mac: bytes | None  # the MAC before `start` when it is not in the table (start of the ledger)
-    initial: tuple[int, bytes] | None  # a compact range to continue (an unaligned first chunk)
-    chunk: int = CHUNK
-
-
-@dataclass
-class _ChunkResult:
-    start: int
-    end: int
-    checked: int = 0
-    tree_ok: bool = True
-    tampered: list[tuple[int, str, str]] = field(default_factory=list)
-    missing_kids: dict[str, int] = field(default_factory=dict)
-    perfect: bytes | None = None
-    frontiers: dict[int, tuple[int, bytes]] = field(default_factory=dict)
-    final: tuple[int, bytes] = (0, b"")
-
-    def tamper(self, seq: int, kind: str, detail: str) -> None:
-        if len(self.tampered) < MAX_FINDINGS:
-            self.tampered.append((seq, kind, detail))
-
-
-def _same_time_sqlite(text: str, stored: Any) -> bool:
-    # Gardien stores SQLite times as "YYYY-MM-DD HH:MM:SS.ffffff"; the event says "…T…Z".
-    return bool(stored == text[:10] + " " + text[11:26])
-
-
-def _same_time_postgres(text: str, stored: Any) -> bool:
-    return bool(stored == datetime.fromisoformat(text[:26]))
-
-
-def _rows(dbapi: Any, sqlite: bool, task: _ChunkTask) -> Iterator[tuple[Any, ...]]:
-    marker = "?" if sqlite else "%s"
-    sql = ROW_SQL.format(p=marker)
-    params = (task.org_id, task.start, task.end)
-    if sqlite:
-        cursor = dbapi.cursor()
-        cursor.arraysize = 4096
-        cursor.execute(sql, params)
-    else:
-        # A server-side cursor streams the chunk instead of loading it whole.
-        cursor = dbapi.cursor(name=f"gardien_verify_{task.start}")
-        cursor.itersize = 4096
-        cursor.execute(sql, params)
-    try:
-        while batch := cursor.fetchmany(4096):
-            yield from batch
-    finally:
-        cursor.close()
-
-
-def _previous_mac(dbapi: Any, sqlite: bool, task: _ChunkTask) -> bytes | None:
-    if task.anchor_mac is not None:
-        return task.anchor_mac
-    cursor = dbapi.cursor()
-    try:
-        cursor.execute(MAC_SQL.format(p="?" if sqlite else "%s"), (task.org_id, task.start - 1))
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return bytes(row[0]) if row else None
-
-
-def _verify_chunk_with(engine: Engine, task: _ChunkTask) -> _ChunkResult:
-    sqlite = engine.dialect.name == "sqlite"
-    same_time = _same_time_sqlite if sqlite else _same_time_postgres
-    keys = {kid: HmacKey(kid, secret) for kid, secret in task.secrets.items()}
-    result = _ChunkResult(task.start, task.end)
-    sizes = set(task.sizes)
-    leaves: list[bytes] = []
-    org_id = task.org_id
-    sha256 = hashlib.sha256
-    loads = orjson.loads
-    dbapi = engine.raw_connection()
-    try:
-        prev_mac = _previous_mac(dbapi, sqlite, task)
-        expected = task.start
-        for row in _rows(dbapi, sqlite, task):
-            (seq, event_id, data, stored_leaf, mac, kid, module, action, crud, outcome, actor_type,
-             actor_id, target_type, target_id, occurred, recorded) = row  # fmt: skip
-            data = bytes(data)
-            mac = bytes(mac)
-            if seq != expected:
-                result.tamper(expected, "missing_event", f"events {expected}..{seq - 1} are missing")
-                result.tree_ok = False
-                expected = seq
-            expected += 1
-            result.checked += 1
-            leaf = sha256(b"\x00" + data).digest()
-            try:
-                doc = loads(data)
-                actor = doc["actor"]
-                target = doc.get("target") or {}
-                agree = (
-                    doc["seq"] == seq
-                    and doc["org"] == org_id
-                    and doc["schema"] == SCHEMA
-                    and doc["id"] == event_id
-                    and doc["module"] == module
-                    and doc["action"] == action
-                    and doc["crud"] == crud
-                    and doc["outcome"] == outcome
-                    and actor["type"] == actor_type
-                    and actor["id"] == actor_id
-                    and target.get("type") == target_type
-                    and target.get("id") == target_id
-                    and same_time(doc["occurred_at"], occurred)
-                    and same_time(doc["recorded_at"], recorded)
-                )
-            except (ValueError, KeyError, TypeError, AttributeError):
-                agree = False
-            if not agree:
-                result.tamper(seq, "content_mismatch", "the stored columns disagree with the sealed event")
-            if bytes(stored_leaf) != leaf:
-                result.tamper(seq, "leaf_mismatch", "the stored leaf hash is not the hash of the event")
-            key = keys.get(kid)
-            if key is None:
-                result.missing_kids.setdefault(kid, seq)
-            elif prev_mac is None or key.digest(prev_mac + leaf) != mac:
-                result.tamper(seq, "mac_mismatch", f"the MAC chain breaks at event {seq}")
-            prev_mac = mac
-            leaves.append(leaf)
-        if expected < task.end:
-            result.tamper(expected, "missing_event", f"events {expected}..{task.end - 1} are missing")
-            result.tree_ok = False
-    finally:
-        dbapi.close()
-    if result.tree_ok:
-        _fold_chunk(task, leaves, sizes, result)
-    return result
-
-
-def _levels(leaves: list[bytes]) -> list[list[bytes]]:
-    """All complete perfect-subtree hashes of a leaf list, level by level (one hash per node)."""
-    levels = [leaves]
-    while len(levels[-1]) > 1:
-        levels.append(parent_level(levels[-1]))
-    return levels
-
-
-def _local_frontier(levels: list[list[bytes]], size: int) -> bytes:
-    """The compact range of the first `size` leaves: for each set bit L of size, node (L, (size >> L) - 1)."""
-    return b"".join(levels[bit][(size >> bit) - 1] for bit in range(size.bit_length() - 1, -1, -1) if size >> bit & 1)
-
-
-def _fold_chunk(task: _ChunkTask, leaves: list[bytes], sizes: set[int], result: _ChunkResult) -> None:
-    if task.initial is not None:
-        # An unaligned first chunk (after a purge) continues the purged prefix's compact range.
-        frontier = CompactRange.from_bytes(*task.initial)
-        for leaf in leaves:
-            frontier.append(leaf)
-            if frontier.size in sizes:
-                result.frontiers[frontier.size] = (frontier.size, frontier.to_bytes())
-        result.final = (frontier.size, frontier.to_bytes())
-        return
-    levels = _levels(leaves)
-    for size in sizes:
-        local = size - task.start
-        result.frontiers[size] = (local, _local_frontier(levels, local))
-    if len(leaves) == task.chunk:
-        result.perfect = levels[-1][0]
-    result.final = (len(leaves), _local_frontier(levels, len(leaves)))
-
-
-_worker_engines: dict[str, Engine] = {}
-
-
-def _verify_chunk_in_worker(task: _ChunkTask) -> _ChunkResult:
-    engine = _worker_engines.get(task.url)
-    if engine is None:
-        engine = _worker_engines[task.url] = create_engine(task.url, poolclass=NullPool)
-    return _verify_chunk_with(engine, task)
 
 
 def verify_org(
@@ -286,22 +97,27 @@ def verify_org(
     anchor_mac = purge.anchor_mac if purge is not None else ZERO_MAC
     initial_frontier = purge.frontier if purge is not None else b""
 
-    own_name = instance_name if keyring_complete else None
-    signed = _check_checkpoints(conn, org_id, origin, verifiers, findings, own_name)
+    # Notes are parsed first (cheap) for the sizes the chunks must fold roots at; their
+    # signatures are checked in this process while the workers verify the chunks.
+    notes = _read_checkpoints(conn, org_id, origin)
     if trusted_checkpoint is not None:
-        outside = _check_note(trusted_checkpoint, origin, verifiers, findings, "the trusted checkpoint", own_name)
-        if outside is not None:
-            signed.append(outside)
+        notes.append((None, _parse_note(trusted_checkpoint, origin, "the trusted checkpoint")))
+    sizes = sorted(
+        {p.checkpoint.size for _, p in notes if isinstance(p, _ParsedNote) and p.checkpoint.size > first_seq}
+    )
+
+    last = conn.execute(select(func.max(EVENTS.c.seq)).where(EVENTS.c.org_id == org_id)).scalar_one_or_none()
+    end = first_seq if last is None else max(int(last) + 1, first_seq)
+    tasks = _plan(conn, org_id, first_seq, end, chunk, sizes, hmac_keys, anchor_mac, initial_frontier)
+    own_name = instance_name if keyring_complete else None
+    results, signed = _run(
+        conn.engine, tasks, workers, lambda: _check_checkpoints(notes, verifiers, findings, own_name)
+    )
     signed.sort(key=lambda s: s.size)
     by_size: dict[int, list[_SignedSize]] = {}
     for point in signed:
         if point.size > first_seq:
             by_size.setdefault(point.size, []).append(point)
-
-    last = conn.execute(select(func.max(EVENTS.c.seq)).where(EVENTS.c.org_id == org_id)).scalar_one_or_none()
-    end = first_seq if last is None else max(int(last) + 1, first_seq)
-    tasks = _plan(conn, org_id, first_seq, end, chunk, sorted(by_size), hmac_keys, anchor_mac, initial_frontier)
-    results = _run(conn.engine, tasks, workers)
 
     checked = 0
     tree_ok = True
@@ -393,16 +209,16 @@ def _plan(
     hmac_keys: dict[str, HmacKey],
     anchor_mac: bytes,
     initial_frontier: bytes,
-) -> list[_ChunkTask]:
+) -> list[ChunkTask]:
     url = conn.engine.url.render_as_string(hide_password=False)
     secrets = {kid: key.secret for kid, key in hmac_keys.items()}
-    tasks: list[_ChunkTask] = []
+    tasks: list[ChunkTask] = []
     start = first_seq
     while start < end:
         stop = min((start // chunk + 1) * chunk, end)
         first = start == first_seq
         tasks.append(
-            _ChunkTask(
+            ChunkTask(
                 url=url,
                 org_id=org_id,
                 start=start,
@@ -412,78 +228,106 @@ def _plan(
                 anchor_mac=anchor_mac if first else None,
                 initial=(first_seq, initial_frontier) if first and first_seq % chunk else None,
                 chunk=chunk,
+                schema=SCHEMA,
             )
         )
         start = stop
     return tasks
 
 
-def _run(engine: Engine, tasks: list[_ChunkTask], workers: int | None) -> list[_ChunkResult]:
+def _run(
+    engine: Engine, tasks: list[ChunkTask], workers: int | None, meanwhile: Callable[[], _T]
+) -> tuple[list[ChunkResult], _T]:
+    """The chunks' results, and what `meanwhile` returns, run in this process during the chunks."""
     events = sum(t.end - t.start for t in tasks)
     if workers is None:
         workers = min(os.cpu_count() or 1, 4) if events >= PARALLEL_FROM else 1
     in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
     if workers <= 1 or len(tasks) <= 1 or in_memory:
-        return [_verify_chunk_with(engine, task) for task in tasks]
+        done = meanwhile()
+        return [verify_chunk(engine, task) for task in tasks], done
     # A plain fork is fastest, but only safe without other threads: in the server (group commit,
     # uvicorn) a child would inherit their locks in whatever state they were. There a fork server,
-    # started once with this module imported, hands out clean children instead. The WAL
+    # started once with the chunk module imported, hands out clean children instead. The WAL
     # checkpointer's thread does not count: fork() waits for it to leave SQLite.
-    context: multiprocessing.context.BaseContext
     if threading.active_count() - fork_safe_threads() == 1:
-        context = multiprocessing.get_context("fork")
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending = pool.map(verify_chunk_in_worker, tasks)
+            done = meanwhile()
+            return list(pending), done
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["gardien.audit.chunks"])
+    multiprocessing.forkserver.ensure_running()
+    # The first fork server of a process takes a while to start: that is the time to check signatures.
+    done = meanwhile()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_verify_chunk_in_worker, tasks))
+        return list(pool.map(verify_chunk_in_worker, tasks)), done
 
 
-def _check_checkpoints(
-    conn: Connection,
-    org_id: str,
-    origin: str,
-    verifiers: list[NoteVerifier],
-    findings: _Findings,
-    own_name: str | None,
-) -> list[_SignedSize]:
-    signed: list[_SignedSize] = []
+@dataclass(frozen=True)
+class _ParsedNote:
+    label: str
+    note: Note
+    checkpoint: Checkpoint
+
+
+def _parse_note(text: str, origin: str, label: str) -> _ParsedNote | Finding:
+    """The note and its checkpoint, or the finding that it is no checkpoint of this log."""
+    try:
+        note = Note.parse(text)
+        checkpoint = Checkpoint.parse(note.body)
+    except NoteError as exc:
+        return Finding(seq=None, kind="checkpoint_malformed", detail=f"{label} is not a valid signed checkpoint: {exc}")
+    if checkpoint.origin != origin:
+        return Finding(
+            seq=checkpoint.size, kind="checkpoint_origin", detail=f"{label} names another log: {checkpoint.origin}"
+        )
+    return _ParsedNote(label, note, checkpoint)
+
+
+_StoredNote = tuple[tuple[int, bytes] | None, _ParsedNote | Finding]  # (stored size and root, note)
+
+
+def _read_checkpoints(conn: Connection, org_id: str, origin: str) -> list[_StoredNote]:
     rows = conn.execute(
         select(CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note)
         .where(CHECKPOINTS.c.org_id == org_id)
         .order_by(CHECKPOINTS.c.size)
     )
-    for row in rows:
-        point = _check_note(row.note, origin, verifiers, findings, f"checkpoint {row.size}", own_name)
+    return [((row.size, row.root), _parse_note(row.note, origin, f"checkpoint {row.size}")) for row in rows]
+
+
+def _check_checkpoints(
+    notes: list[_StoredNote],
+    verifiers: list[NoteVerifier],
+    findings: _Findings,
+    own_name: str | None,
+) -> list[_SignedSize]:
+    signed: list[_SignedSize] = []
+    for stored, parsed in notes:
+        point = _check_signature(parsed, verifiers, findings, own_name)
         if point is None:
             continue
-        if point.size != row.size or point.root != row.root:
+        if stored is not None and (point.size, point.root) != stored:
             findings.tamper(
-                row.size,
+                stored[0],
                 "checkpoint_mismatch",
-                f"checkpoint {row.size}: stored columns disagree with its note",
+                f"checkpoint {stored[0]}: stored columns disagree with its note",
             )
         signed.append(point)
     return signed
 
 
-def _check_note(
-    text: str,
-    origin: str,
+def _check_signature(
+    parsed: _ParsedNote | Finding,
     verifiers: list[NoteVerifier],
     findings: _Findings,
-    label: str,
-    own_name: str | None = None,
+    own_name: str | None,
 ) -> _SignedSize | None:
-    try:
-        note = Note.parse(text)
-        checkpoint = Checkpoint.parse(note.body)
-    except NoteError as exc:
-        findings.tamper(None, "checkpoint_malformed", f"{label} is not a valid signed checkpoint: {exc}")
+    if isinstance(parsed, Finding):
+        findings.tamper(parsed.seq, parsed.kind, parsed.detail)
         return None
-    if checkpoint.origin != origin:
-        findings.tamper(checkpoint.size, "checkpoint_origin", f"{label} names another log: {checkpoint.origin}")
-        return None
+    label, note, checkpoint = parsed.label, parsed.note, parsed.checkpoint
     verdict = check_note(note, verifiers)
     if verdict.status == "invalid":
         findings.tamper(checkpoint.size, "checkpoint_signature", f"{label}: {verdict.detail}")
