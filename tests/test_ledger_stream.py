@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -116,3 +117,25 @@ def test_sealed_bytes_are_the_reference_canonical_form_of_the_whole_event(
     expected["occurred_at"] = "2026-01-02T02:04:05.678000Z" if occurred else expected["recorded_at"]
     assert data == rfc8785.dumps(expected)
     assert prepared.pieces is not None or not prepared.plain
+
+
+def test_overlapping_batches_restore_the_switch_interval(runtime: Runtime, ledger: Ledger) -> None:
+    # Batches of different organisations stream at the same time on PostgreSQL (each locks only
+    # its own head); on SQLite they take turns. Either way the interval comes back as it was.
+    import sys
+    import uuid
+
+    from gardien.core import service
+
+    orgs = []
+    for _ in range(3):
+        with runtime.writes.begin() as session:
+            orgs.append(service.create_org(session, slug=f"t-{uuid.uuid4().hex[:12]}", name="Test org").id)
+    before = sys.getswitchinterval()
+    with ThreadPoolExecutor(3) as pool:
+        for receipts in pool.map(lambda n: ledger.append_batch(orgs[n % 3], _events(SIZE)), range(9)):
+            assert len(receipts) == SIZE
+    assert sys.getswitchinterval() == before
+    for org in orgs:
+        ledger.checkpoint_now(org)
+        assert ledger.verify(org).status == "ok"

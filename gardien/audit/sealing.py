@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -440,17 +441,38 @@ class Sealer:
 INSERTER_SWITCH_INTERVAL = 0.0005
 
 
+class _SwitchInterval:
+    """The short GIL switch interval, held while any batch streams and restored when the last
+    one ends (two overlapping batches must not leave the process at the short interval)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved = 0.0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._holders == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, INSERTER_SWITCH_INTERVAL))
+            self._holders += 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._holders -= 1
+            if self._holders == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_SHORT_SWITCH = _SwitchInterval()
+
+
 @contextlib.contextmanager
 def _inserter() -> Iterator[ThreadPoolExecutor]:
     """A thread of the call's own (not a lingering one: verify forks thread-free processes
     directly), and a short GIL switch interval while it runs."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, INSERTER_SWITCH_INTERVAL))
-    try:
-        with ThreadPoolExecutor(1, thread_name_prefix="gardien-ledger-insert") as inserter:
-            yield inserter
-    finally:
-        sys.setswitchinterval(interval)
+    with _SHORT_SWITCH, ThreadPoolExecutor(1, thread_name_prefix="gardien-ledger-insert") as inserter:
+        yield inserter
 
 
 @dataclass
