@@ -27,7 +27,7 @@ from gardien.audit.canonical import (
     is_plain,
     recanonicalize,
 )
-from gardien.audit.export import _csv_cell, _member_bytes
+from gardien.audit.export import _csv_cell, _csv_line, _member_bytes
 
 # Characters where the shortcut could go wrong: ASCII controls and escapes, the last BMP
 # characters before the surrogates, the private-use area and above (where UTF-16 order and
@@ -266,6 +266,88 @@ def test_csv_cells_are_written_as_the_csv_module_writes_them(text: str) -> None:
     expected = io.StringIO()
     csv.writer(expected, lineterminator="\r\n").writerow([text, "x"])
     assert f"{_csv_cell(text)},x\r\n" == expected.getvalue()
+
+
+_CSV_TEXT = st.text(st.sampled_from(['"', ",", "\r", "\n", " ", "a", "é", ";"]), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    reason=st.none() | _CSV_TEXT,
+    display=st.none() | _CSV_TEXT,
+    agent=st.none() | _CSV_TEXT,
+    target=st.booleans(),
+    categories=st.lists(st.sampled_from(["user.contact", "user.financial"]), max_size=2),
+    changes=st.none() | st.dictionaries(_CSV_TEXT, st.integers(-5, 5) | _CSV_TEXT, max_size=3),
+    fields=st.none() | st.dictionaries(_CSV_TEXT, _CSV_TEXT, max_size=2),
+)
+def test_a_csv_row_is_what_the_csv_module_writes(
+    reason: str | None,
+    display: str | None,
+    agent: str | None,
+    target: bool,
+    categories: list[str],
+    changes: dict[str, Any] | None,
+    fields: dict[str, Any] | None,
+) -> None:
+    # The export writes rows without the csv module (one quoting test for the plain cells);
+    # the bytes must be the module's all the same, quotes, commas and line breaks included.
+    doc: dict[str, Any] = {
+        "schema": "gardien.audit/v1",
+        "id": "0193-id",
+        "org": "org-1",
+        "seq": 7,
+        "occurred_at": "2026-12-05T10:00:00.000001Z",
+        "recorded_at": "2026-12-05T10:00:01.000002Z",
+        "module": "crm",
+        "action": "contact.update",
+        "crud": "update",
+        "outcome": "failure",
+        "actor": {"type": "user", "id": "u-1"},
+    }
+    optional = {
+        "reason": reason,
+        "changes": changes,
+        "fields": fields,
+        "data_categories": categories or None,
+        "source": None if agent is None else {"ip": "203.0.113.9", "user_agent": agent},
+        "target": {"type": "contact", "id": "c-1", "display": display} if target and display is not None else None,
+    }
+    doc.update({name: value for name, value in optional.items() if value is not None})
+    if display is not None:
+        doc["actor"]["display"] = display
+    data = canonical_bytes(doc)
+    leaf = bytes(range(32))
+    target_doc = doc.get("target", {})
+    source_doc = doc.get("source", {})
+    row = [
+        7,
+        doc["id"],
+        doc["occurred_at"],
+        doc["recorded_at"],
+        "crm",
+        "contact.update",
+        "update",
+        "failure",
+        doc.get("reason", ""),
+        "user",
+        "u-1",
+        doc["actor"].get("display", ""),
+        target_doc.get("type", ""),
+        target_doc.get("id", ""),
+        target_doc.get("display", ""),
+        source_doc.get("ip", ""),
+        source_doc.get("user_agent", ""),
+        "",
+        "",
+        ";".join(categories),
+        "" if changes is None else canonical_bytes(changes).decode(),
+        "" if fields is None else canonical_bytes(fields).decode(),
+        leaf.hex(),
+    ]
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\r\n").writerow(row)
+    assert _csv_line(data, leaf) == expected.getvalue()
 
 
 @settings(max_examples=3000, deadline=None)
