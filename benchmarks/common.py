@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,16 @@ class Baseline:
         return {"name": self.name, "value": rounded(self.value), "unit": self.unit}
 
 
+def cpu_speed_us() -> float:
+    """How fast this machine runs plain Python right now: µs for ``sum(range(1000))``, best of 3.
+
+    A virtual machine's speed drifts (on one, this moved from 13 to 21 µs within an hour), and
+    the baseline of the same run moves with it; this reading lets two runs be compared. ~0.1 s.
+    """
+    best = min(timeit.repeat("sum(range(1000))", number=2_000, repeat=3))
+    return round(best / 2_000 * 1e6, 2)
+
+
 class Reporter:
     """Writes one JSON line per figure to stdout and to bench-results/<timestamp>.jsonl."""
 
@@ -116,6 +127,7 @@ class Reporter:
             line["ratio_to_baseline"] = rounded(value / baseline.value, 3)
         line.update(context)
         line["loadavg_1m"] = round(os.getloadavg()[0], 2)
+        line["cpu_speed_us"] = cpu_speed_us()
         line.update(self.common)
         self.figures += 1
         if not meets:
