@@ -621,6 +621,81 @@ def test_a_proof_reuses_the_checkpoint_it_just_read_and_takes_one_round_trip(
         ledger.inclusion_proof(org, -1)
 
 
+def test_upper_tree_nodes_are_cached_and_a_growing_tree_still_proves_from_the_database(
+    runtime: Runtime, org: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gardien.audit import merkle, proofs
+    from gardien.audit.service import Ledger
+
+    ledger = Ledger(runtime)
+    levels_read: list[int] = []  # the tree levels each proof of the ledger asks the table for
+    real_raw = proofs._raw
+
+    def recorded(conn: Any, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        at = 0
+        for part in sql.split(" UNION ALL "):
+            if "audit_tree_nodes" in part:
+                levels_read.append(params[at + 1])  # org, level, start, end
+            at += part.count("?")
+        return real_raw(conn, sql, params)
+
+    monkeypatch.setattr(proofs, "_raw", recorded)
+
+    def reference(seq: int, size: int) -> list[bytes]:
+        with runtime.engine.connect() as conn:
+            return merkle.inclusion_proof(seq, size, proofs.node_fetcher(conn, org))
+
+    def check(seq: int) -> tuple[int, list[bytes]]:
+        proof = ledger.inclusion_proof(org, seq)
+        path = [base64.b64decode(h) for h in proof.hashes]
+        root = base64.b64decode(proof.checkpoint.root)
+        assert verify_inclusion(base64.b64decode(proof.leaf_hash), seq, proof.tree_size, path, root)
+        read = list(levels_read)
+        assert path == reference(seq, proof.tree_size)
+        levels_read[:] = read
+        return proof.tree_size, path
+
+    # 600 events: two level-8 nodes (256 events each) are stored.
+    ledger.append_batch(org, [sample_event(action=f"step.n{i}") for i in range(600)])
+    ledger.checkpoint_now(org)
+    check(5)
+    assert 8 in levels_read and len(ledger._nodes) == 2  # both level-8 nodes, read as one block
+    levels_read.clear()
+    check(300)
+    check(590)
+    assert levels_read and set(levels_read) == {4}  # warm: the upper band comes from the cache
+
+    # The tree grows past what was cached: the missing node is read, not assumed absent.
+    ledger.append_batch(org, [sample_event() for _ in range(300)])
+    ledger.checkpoint_now(org)
+    size, _ = check(700)  # past the checkpoint the ledger knows: it reads the new one
+    assert size == 900 and len(ledger._nodes) == 2
+    levels_read.clear()
+    check(0)  # needs the level-8 node over events 512..767, stored after the cache was filled
+    assert 8 in levels_read and len(ledger._nodes) == 3
+    for seq in (255, 256, 511, 512, 767, 768, 899):
+        check(seq)
+
+    # Consistency proofs read through the same cache and agree with the uncached ones.
+    with runtime.engine.connect() as conn:
+        uncached = merkle.consistency_proof(600, 900, proofs.node_fetcher(conn, org))
+    assert [base64.b64decode(h) for h in ledger.consistency_proof(org, 600, 900).hashes] == uncached
+
+
+def test_a_full_node_cache_starts_again_empty() -> None:
+    from gardien.audit.proofs import NodeCache
+
+    cache = NodeCache(max_nodes=4)
+    cache.put("org", 8, {0: b"a" * 32, 1: b"b" * 32, 2: b"c" * 32})
+    assert cache.get("org", 8, 0, 3) == [b"a" * 32, b"b" * 32, b"c" * 32]
+    assert cache.get("org", 8, 0, 4) is None  # a node it never read is a miss, never absent
+    cache.put("org", 8, {1: b"b" * 32})  # already held: counted once
+    assert len(cache) == 3
+    cache.put("other", 12, {0: b"d" * 32, 1: b"e" * 32})
+    assert len(cache) == 2 and cache.get("org", 8, 0, 1) is None
+    assert cache.get("other", 12, 0, 2) == [b"d" * 32, b"e" * 32]
+
+
 def test_proofs_read_through_connections_that_stay_in_autocommit(runtime: Runtime, org: str) -> None:
     from gardien.audit.service import Ledger
 

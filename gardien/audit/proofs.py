@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,15 +15,67 @@ from gardien.audit.manifest import kept_leaves
 from gardien.audit.models import PURGES
 from gardien.core.errors import Conflict, NotFound, Problem
 
+CACHED_LEVEL = 2 * merkle.STRIDE  # nodes over 256 events and more
+CACHE_BLOCK = 256  # nodes read together when one of them is not cached
+CACHE_MAX_NODES = 1 << 18  # 8 MiB of hashes, the upper tree of about 64 million events
+
+
+class NodeCache:
+    """The stored tree nodes at levels >= CACHED_LEVEL that proofs have read, per organisation.
+
+    A stored node is the hash of a perfect subtree of sealed events: the tree table is WORM and
+    a purge keeps it, so a node once read never changes and is never wrong to serve again. The
+    upper levels are few (one node per 256 events at level 8, sixteen times fewer above) and
+    every proof needs some of them, so keeping them leaves a proof's round trip with the two
+    lowest bands to read. A miss reads the aligned block of CACHE_BLOCK nodes around it, so that
+    a large ledger's upper tree is loaded in a few reads. Absence is never cached: a node past the
+    end of the tree when read may be stored later. When full, the cache starts again empty.
+    """
+
+    def __init__(self, max_nodes: int = CACHE_MAX_NODES) -> None:
+        self.max_nodes = max_nodes
+        self._levels: dict[tuple[str, int], dict[int, bytes]] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def get(self, org_id: str, level: int, start: int, end: int) -> list[bytes] | None:
+        """The nodes start .. end - 1 at that level, or None unless all of them are cached."""
+        nodes = self._levels.get((org_id, level))
+        if nodes is None:
+            return None
+        try:
+            return [nodes[i] for i in range(start, end)]
+        except KeyError:
+            return None
+
+    def put(self, org_id: str, level: int, found: dict[int, bytes]) -> None:
+        with self._lock:
+            if self._count + len(found) > self.max_nodes:
+                self._levels = {}
+                self._count = 0
+            nodes = self._levels.setdefault((org_id, level), {})
+            before = len(nodes)
+            nodes.update(found)
+            self._count += len(nodes) - before
+
+    def __len__(self) -> int:
+        return self._count
+
 
 def node_fetcher(
-    conn: Connection, org_id: str, *, leaf_of: int | None = None, leaf_out: list[bytes] | None = None
+    conn: Connection,
+    org_id: str,
+    *,
+    leaf_of: int | None = None,
+    leaf_out: list[bytes] | None = None,
+    cache: NodeCache | None = None,
 ) -> merkle.Fetch:
     """A merkle.Fetch reading every requested range in one round trip.
 
     Plain SQL: proofs must take well under a millisecond, and building an SQLAlchemy union for
     each proof cost more than running it. With `leaf_of`, the same round trip also reads that
-    event's leaf hash into `leaf_out` (left empty when the event is not stored).
+    event's leaf hash into `leaf_out` (left empty when the event is not stored). With `cache`,
+    upper nodes come from it when it holds them, and go into it when read.
     """
     marker = "?"
     leaves = (
@@ -49,25 +102,42 @@ def node_fetcher(
             return []
         parts: list[str] = []
         params: list[Any] = []
+        cached: list[list[bytes] | None] = [None] * len(ranges)
+        found: list[dict[int, bytes]] = [{} for _ in ranges]
         for number, (level, start, end) in enumerate(ranges):
             if level == 0:
                 parts.append(leaves.format(n=number))
                 params += [org_id, start, end]
-            else:
-                parts.append(nodes.format(n=number))
-                params += [org_id, level, start, end]
+                continue
+            if cache is not None and level >= CACHED_LEVEL:
+                cached[number] = cache.get(org_id, level, start, end)
+                if cached[number] is not None:
+                    continue
+                # The whole aligned block: its neighbours are what the next proofs will ask for.
+                start -= start % CACHE_BLOCK
+                end += -end % CACHE_BLOCK
+            parts.append(nodes.format(n=number))
+            params += [org_id, level, start, end]
         if leaf_of is not None:
             parts.append("SELECT -1, seq, leaf_hash FROM audit_events WHERE org_id = ? AND seq = ?")
             params += [org_id, leaf_of]
-        found: list[dict[int, bytes]] = [{} for _ in ranges]
-        for number, pos, digest in _raw(conn, " UNION ALL ".join(parts), params):
-            if number == -1:
-                if leaf_out is not None:
-                    leaf_out.append(bytes(digest))
-                continue
-            found[number][pos] = bytes(digest)
+        if parts:
+            for number, pos, digest in _raw(conn, " UNION ALL ".join(parts), params):
+                if number == -1:
+                    if leaf_out is not None:
+                        leaf_out.append(bytes(digest))
+                    continue
+                found[number][pos] = bytes(digest)
         out: list[list[bytes]] = []
-        for (level, start, end), hashes in zip(ranges, found, strict=True):
+        for number, (level, start, end) in enumerate(ranges):
+            hit = cached[number]
+            if hit is not None:
+                out.append(hit)
+                continue
+            hashes = found[number]
+            if cache is not None and level >= CACHED_LEVEL and hashes:
+                cache.put(org_id, level, hashes)
+                hashes = {i: hashes[i] for i in range(start, end) if i in hashes}
             if len(hashes) != end - start and level == 0:
                 # Leaves of purged events: the purge manifest kept those later proofs need.
                 hashes.update({s: h for s, h in purged_leaves().items() if start <= s < end and s not in hashes})
@@ -142,7 +212,13 @@ Checkpoint = tuple[int, bytes, str, Any]
 
 
 def inclusion(
-    conn: Connection, org_id: str, seq: int, size: int | None, *, known: Checkpoint | None = None
+    conn: Connection,
+    org_id: str,
+    seq: int,
+    size: int | None,
+    *,
+    known: Checkpoint | None = None,
+    cache: NodeCache | None = None,
 ) -> tuple[bytes, list[bytes], Checkpoint]:
     """Leaf hash and audit path of event `seq` in the checkpointed tree of `size` (default: latest),
     with that checkpoint's row.
@@ -154,7 +230,9 @@ def inclusion(
     if size is None and known is not None and known[0] > 1 and 0 <= seq < known[0]:
         # (A tree of one leaf has an empty path: merkle would not call the fetcher at all.)
         found: list[bytes] = []
-        path = merkle.inclusion_proof(seq, known[0], node_fetcher(conn, org_id, leaf_of=seq, leaf_out=found))
+        path = merkle.inclusion_proof(
+            seq, known[0], node_fetcher(conn, org_id, leaf_of=seq, leaf_out=found, cache=cache)
+        )
         if not found:
             raise NotFound(f"event {seq}")
         return found[0], path, known
@@ -170,12 +248,14 @@ def inclusion(
         )
     if leaf is None:
         raise NotFound(f"event {seq}")
-    return bytes(leaf), merkle.inclusion_proof(seq, tree_size, node_fetcher(conn, org_id)), checkpoint
+    return bytes(leaf), merkle.inclusion_proof(seq, tree_size, node_fetcher(conn, org_id, cache=cache)), checkpoint
 
 
-def consistency(conn: Connection, org_id: str, old_size: int, new_size: int) -> list[bytes]:
+def consistency(
+    conn: Connection, org_id: str, old_size: int, new_size: int, *, cache: NodeCache | None = None
+) -> list[bytes]:
     if old_size > new_size:
         raise Conflict("the old checkpoint must not be larger than the new one")
     checkpoint_row(conn, org_id, old_size)
     checkpoint_row(conn, org_id, new_size)
-    return merkle.consistency_proof(old_size, new_size, node_fetcher(conn, org_id))
+    return merkle.consistency_proof(old_size, new_size, node_fetcher(conn, org_id, cache=cache))

@@ -112,6 +112,7 @@ class Ledger:
             checkpoint_interval=settings.checkpoint_every_seconds,
         )
         self._latest_checkpoints: dict[str, tuple[float, proofs.Checkpoint]] = {}
+        self._nodes = proofs.NodeCache()
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -355,7 +356,7 @@ class Ledger:
             if cached is not None and time.monotonic() - cached[0] < LATEST_CHECKPOINT_SECONDS:
                 known = cached[1]
         with self._proof_connection() as conn:
-            leaf, path, checkpoint = proofs.inclusion(conn, org_id, seq, size, known=known)
+            leaf, path, checkpoint = proofs.inclusion(conn, org_id, seq, size, known=known, cache=self._nodes)
         if size is None and checkpoint is not known:
             self._latest_checkpoints[org_id] = (time.monotonic(), checkpoint)
         tree_size, root, note, created = checkpoint
@@ -376,7 +377,7 @@ class Ledger:
 
     def consistency_proof(self, org_id: str, old_size: int, new_size: int) -> ConsistencyProofOut:
         with self.runtime.engine.connect() as conn:
-            path = proofs.consistency(conn, org_id, old_size, new_size)
+            path = proofs.consistency(conn, org_id, old_size, new_size, cache=self._nodes)
         return ConsistencyProofOut(
             old_size=old_size,
             new_size=new_size,
