@@ -203,13 +203,21 @@ def _postgres_time(rfc3339_text: str) -> datetime:
 
 def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent:
     """Validate what pydantic cannot: a canonical form exists and fits the size limit."""
-    # Only the free-form members can hold floats, odd keys, lone surrogates or (from Python
-    # callers) values that are not JSON at all; the rest are validated strings. The dump in
-    # Python mode leaves them as they are, so whatever has no canonical form is still there to
-    # be refused below, by path, rather than turned into a string.
-    changes = event.changes
-    plain = is_plain(event.fields) and (changes is None or (is_plain(changes.before) and is_plain(changes.after)))
+    # The dump in Python mode leaves the free-form members as they are, so whatever has no
+    # canonical form is still there to be refused, by path, rather than turned into a string.
     doc = event.model_dump(exclude_none=True, exclude={"occurred_at"})
+    return prepare_doc(doc, event.occurred_at, max_bytes, field=field)
+
+
+def prepare_doc(doc: dict[str, Any], occurred_at: datetime | None, max_bytes: int, *, field: str = "") -> PreparedEvent:
+    """prepare() for an event already validated and in the form of EventIn's dump without None
+    members and without `occurred_at` (see gardien.audit.schemas.event_doc). Takes `doc` over."""
+    # Only the free-form members can hold floats, odd keys, lone surrogates or (from Python
+    # callers) values that are not JSON at all; the rest are validated strings.
+    changes = doc.get("changes")
+    plain = is_plain(doc.get("fields")) and (
+        changes is None or (is_plain(changes.get("before")) and is_plain(changes.get("after")))
+    )
     if not doc.get("data_categories"):
         doc.pop("data_categories", None)
     pieces = None
@@ -217,14 +225,14 @@ def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent
         form = fast_form(doc, plain=plain)
         if form is None:
             # Only the reference writes it (keys it orders by UTF-16), or nothing does.
-            refuse_without_form(event, field)
+            refuse_without_form(doc, field)
             size = len(canonical_bytes(doc, plain=False))
         else:
             template = sorted_orjson({**form, **_TEMPLATE_SLOTS})
             size = len(template) - _SLOTS_BYTES
             pieces = tuple(template.split(b"\x00"))
     except CanonicalError as exc:
-        refuse_without_form(event, field)  # names the member when it is a free-form one
+        refuse_without_form(doc, field)  # names the member when it is a free-form one
         where = f"{field}." if field else ""
         raise InvalidInput(
             f"{where}event has no canonical JSON form: {exc}",
@@ -233,16 +241,17 @@ def prepare(event: EventIn, max_bytes: int, *, field: str = "") -> PreparedEvent
     if size > max_bytes:
         where = f"{field}: " if field else ""
         raise TooLarge(f"{where}event is {size} bytes in canonical form; the limit is {max_bytes}")
-    return PreparedEvent(doc=doc, occurred_at=event.occurred_at, plain=plain, pieces=pieces)
+    return PreparedEvent(doc=doc, occurred_at=occurred_at, plain=plain, pieces=pieces)
 
 
-def refuse_without_form(event: EventIn, field: str) -> None:
+def refuse_without_form(doc: dict[str, Any], field: str) -> None:
     """422 naming the first member of `fields` or `changes` that has no RFC 8785 form, if any."""
     prefix = f"{field}." if field else ""
-    found = first_without_form(event.fields, f"{prefix}fields")
-    if found is None and event.changes is not None:
-        found = first_without_form(event.changes.before, f"{prefix}changes.before") or first_without_form(
-            event.changes.after, f"{prefix}changes.after"
+    found = first_without_form(doc.get("fields"), f"{prefix}fields")
+    changes = doc.get("changes")
+    if found is None and changes is not None:
+        found = first_without_form(changes.get("before"), f"{prefix}changes.before") or first_without_form(
+            changes.get("after"), f"{prefix}changes.after"
         )
     if found is not None:
         path, why = found

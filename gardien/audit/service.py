@@ -31,8 +31,9 @@ from gardien.audit.schemas import (
     InclusionProofOut,
     PublicKeyOut,
     VerifyReport,
+    event_doc,
 )
-from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare
+from gardien.audit.sealing import PreparedEvent, Sealed, Sealer, prepare, prepare_doc
 from gardien.audit.signing import checkpoint_signer, trusted_verifiers
 from gardien.audit.verify import verify_org
 from gardien.audit.writer import LedgerWriter, Work
@@ -66,6 +67,40 @@ def capability_event(
         "target": {"type": target[0], "id": target[1]},
         **extra,
     }
+
+
+def prepare_event(event: EventIn | Mapping[str, Any], max_bytes: int, *, field: str = "") -> PreparedEvent:
+    """Validate an event given as a model or as a mapping and prepare it for sealing; 422 or 413
+    with the member's path under `field` when it cannot be."""
+    if isinstance(event, EventIn):
+        return prepare(event, max_bytes, field=field)
+    if type(event) is dict:
+        # Validated into dicts: no model to build and dump again. What that refuses goes
+        # through the model, for its error messages and for members that are models already.
+        try:
+            doc, occurred_at = event_doc(event)
+        except ValidationError:
+            pass
+        else:
+            return prepare_doc(doc, occurred_at, max_bytes, field=field)
+    try:
+        model = EventIn.model_validate(event)
+    except ValidationError as exc:
+        raise invalid_event(exc, field) from exc
+    return prepare(model, max_bytes, field=field)
+
+
+def invalid_event(exc: ValidationError, field: str = "") -> InvalidInput:
+    """The 422 of an event that does not validate, each error named by its path under `field`."""
+    errors = [
+        {
+            "field": ".".join(str(p) for p in (field, *e["loc"]) if p != ""),
+            "message": e["msg"],
+            "type": e["type"],
+        }
+        for e in exc.errors()
+    ]
+    return InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors)
 
 
 def _b64(data: bytes) -> str:
@@ -148,20 +183,7 @@ class Ledger:
         self.writer.stop()
 
     def prepare(self, event: EventIn | Mapping[str, Any], *, field: str = "") -> PreparedEvent:
-        if not isinstance(event, EventIn):
-            try:
-                event = EventIn.model_validate(event)
-            except ValidationError as exc:
-                errors = [
-                    {
-                        "field": ".".join(str(p) for p in (field, *e["loc"]) if p != ""),
-                        "message": e["msg"],
-                        "type": e["type"],
-                    }
-                    for e in exc.errors()
-                ]
-                raise InvalidInput("; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]), errors) from exc
-        return prepare(event, self.runtime.settings.audit_max_event_bytes, field=field)
+        return prepare_event(event, self.runtime.settings.audit_max_event_bytes, field=field)
 
     def _check_batch_size(self, events: Sequence[object]) -> None:
         limit = self.runtime.settings.audit_max_batch
