@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -119,6 +120,35 @@ def test_sealed_bytes_are_the_reference_canonical_form_of_the_whole_event(
     assert prepared.pieces is not None or not prepared.plain
 
 
+class _Watched(list[dict[str, object]]):
+    """Events that note whether the cyclic collector ran while each was read."""
+
+    def __init__(self, events: list[dict[str, object]]) -> None:
+        super().__init__(events)
+        self.collector: list[bool] = []
+
+    def __getitem__(self, index: Any) -> Any:
+        self.collector.append(gc.isenabled())
+        return super().__getitem__(index)
+
+
+def test_a_streamed_batch_pauses_the_collector_and_resumes_it_even_when_it_fails(ledger: Ledger, org: str) -> None:
+    events = _Watched(_events(SIZE))
+    assert len(ledger.append_batch(org, events)) == SIZE
+    assert events.collector and not any(events.collector) and gc.isenabled()
+    bad = _Watched([*_events(SIZE - 1), {"module": "Bad"}])
+    with pytest.raises(InvalidInput):
+        ledger.append_batch(org, bad)
+    assert not any(bad.collector) and gc.isenabled()
+    # A collector the caller turned off stays off.
+    gc.disable()
+    try:
+        ledger.append_batch(org, _events(SIZE))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_overlapping_batches_restore_the_switch_interval(runtime: Runtime, ledger: Ledger) -> None:
     # Batches of different organisations stream at the same time on PostgreSQL (each locks only
     # its own head); on SQLite they take turns. Either way the interval comes back as it was.
@@ -136,6 +166,7 @@ def test_overlapping_batches_restore_the_switch_interval(runtime: Runtime, ledge
         for receipts in pool.map(lambda n: ledger.append_batch(orgs[n % 3], _events(SIZE)), range(9)):
             assert len(receipts) == SIZE
     assert sys.getswitchinterval() == before
+    assert gc.isenabled()
     for org in orgs:
         ledger.checkpoint_now(org)
         assert ledger.verify(org).status == "ok"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import sys
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from gardien.core.db import is_sqlite
 from gardien.core.errors import InvalidInput, TooLarge
 from gardien.core.ids import new_id
 from gardien.core.keyring import HmacKey, Keyring
+from gardien.core.process import short_switch_interval
 
 SCHEMA = "gardien.audit/v1"
 ZERO_MAC = bytes(32)
@@ -450,30 +449,7 @@ class Sealer:
 INSERTER_SWITCH_INTERVAL = 0.0005
 
 
-class _SwitchInterval:
-    """The short GIL switch interval, held while any batch streams and restored when the last
-    one ends (two overlapping batches must not leave the process at the short interval)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._holders = 0
-        self._saved = 0.0
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._holders == 0:
-                self._saved = sys.getswitchinterval()
-                sys.setswitchinterval(min(self._saved, INSERTER_SWITCH_INTERVAL))
-            self._holders += 1
-
-    def __exit__(self, *_exc: object) -> None:
-        with self._lock:
-            self._holders -= 1
-            if self._holders == 0:
-                sys.setswitchinterval(self._saved)
-
-
-_SHORT_SWITCH = _SwitchInterval()
+_SHORT_SWITCH = short_switch_interval(INSERTER_SWITCH_INTERVAL)
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ from gardien.core.db import is_sqlite, write_transaction
 from gardien.core.errors import InvalidInput, NotFound, TooLarge
 from gardien.core.ids import new_id
 from gardien.core.keyring import KeyringError
+from gardien.core.process import COLLECTOR_PAUSED
 from gardien.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -212,7 +213,9 @@ class Ledger:
             for start in range(0, len(events), STREAM_CHUNK)
         )
         self.runtime.keyring.reload_if_changed()
-        with write_transaction(self.runtime.engine) as conn:
+        # Without the cyclic collector's passes over every live object, set off by the batch's
+        # own dicts and tuples: about 5 % of a batch's time on SQLite, 6 % of its CPU on PostgreSQL.
+        with COLLECTOR_PAUSED, write_transaction(self.runtime.engine) as conn:
             return self.sealer.seal_stream(conn, org_id, chunks, utcnow())
 
     def append_prepared(self, org_id: str, prepared: list[PreparedEvent]) -> list[Sealed]:

@@ -18,7 +18,6 @@ kept back by a subject's legal hold are remembered (their primary keys) and done
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +38,7 @@ from gardien.core.db import is_sqlite
 from gardien.core.errors import Conflict, InvalidInput, Problem
 from gardien.core.ids import new_id
 from gardien.core.keyring import HmacKey
+from gardien.core.process import COLLECTOR_PAUSED
 from gardien.core.runtime import Runtime
 from gardien.datamap.engine import Engine as MapEngine
 from gardien.datamap.engine import UnknownIdentity
@@ -138,24 +138,6 @@ def _parsed(row: dict[str, Any], columns: set[str]) -> dict[str, Any]:
     if not columns:
         return row
     return {k: _json_value(v) if k in columns else v for k, v in row.items()}
-
-
-@contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Hold back the cyclic garbage collector during one batch.
-
-    A batch allocates tens of thousands of small dicts and strings (rows, parsed JSON, new values),
-    which sets off full collections that walk every live object again and again: about a sixth of
-    a SQLite run's time. Reference counting still frees what the batch drops; what cycles it leaves
-    are collected between batches.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class CachedKeys:
@@ -360,7 +342,7 @@ class Runner:
         wanted = list(dict.fromkeys([*work.pk, *columns, *([work.subject] if work.subject else [])]))
         while True:
             after = tuple(point["after"]) if point["after"] is not None else None
-            with _cycle_collection_paused(), work.engine.begin() as conn:
+            with COLLECTOR_PAUSED, work.engine.begin() as conn:
                 condition = hostsql.all_of(work.chosen(ctx.cutoff), hostsql.after_key(work.table, work.pk, after))
                 # JSON columns come as text and are parsed once, by orjson, not by the driver or SQLAlchemy.
                 selected = [cast(work.table.c[n], Text).label(n) if n in nested else work.table.c[n] for n in wanted]
