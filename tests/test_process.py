@@ -55,3 +55,33 @@ def test_the_collector_is_paused_and_resumed_only_if_it_was_running() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_pieces_run_in_order_and_a_failure_is_raised_at_the_next_hand_over() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gardien.core.process import OneInFlight
+
+    done: list[int] = []
+
+    def piece(n: int) -> None:
+        if n == 3:
+            raise ValueError("piece 3")
+        done.append(n)
+
+    with ThreadPoolExecutor(1) as worker:
+        flight = OneInFlight(worker)
+        for n in range(3):
+            flight.submit(piece, n)
+        flight.wait()
+        assert done == [0, 1, 2]
+        flight.submit(piece, 3)
+        with pytest.raises(ValueError, match="piece 3"):
+            flight.submit(piece, 4)  # waits for piece 3 first
+        assert done == [0, 1, 2]
+        flight.submit(piece, 3)
+        flight.abandon()  # its error is dropped; nothing is pending after
+        flight.wait()
+    inline = OneInFlight(None)
+    inline.submit(piece, 5)
+    assert done == [0, 1, 2, 5]

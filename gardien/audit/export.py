@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -30,6 +30,7 @@ from gardien.audit.models import EVENTS
 from gardien.audit.schemas import EventFilter, ExportFormat
 from gardien.core.clock import rfc3339, utcnow
 from gardien.core.keyring import HmacKey
+from gardien.core.process import OneInFlight
 
 
 def filtered(stmt: Select[Any], org_id: str, flt: EventFilter) -> Select[Any]:
@@ -87,8 +88,7 @@ class _DigestingWriter:
         self.b64mac = _Base64Hmac(key)
         self.buffer: list[bytes] = []
         self.buffered = 0
-        self._digester = digester
-        self._pending: Future[None] | None = None
+        self._digests = OneInFlight(digester)
 
     def write(self, data: bytes) -> None:
         self.buffer.append(data)
@@ -100,23 +100,17 @@ class _DigestingWriter:
         chunk = b"".join(self.buffer)
         self.buffer.clear()
         self.buffered = 0
-        self._wait()
-        self._pending = self._digester.submit(self._digest, chunk)
+        self._digests.submit(self._digest, chunk)
 
     def _digest(self, chunk: bytes) -> None:
         self.sha.update(chunk)
         self.b64mac.update(chunk)
         self.handle.write(chunk)
 
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
     def finish(self) -> None:
         """Hash and write what remains; once this returns, every byte is in the file and digests."""
         self._hand_over()
-        self._wait()
+        self._digests.wait()
 
 
 def _member_bytes(data: bytes, name: bytes, value: Any) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -44,7 +44,7 @@ from gardien.core.db import is_sqlite
 from gardien.core.errors import InvalidInput, TooLarge
 from gardien.core.ids import new_id
 from gardien.core.keyring import HmacKey, Keyring
-from gardien.core.process import short_switch_interval
+from gardien.core.process import OneInFlight, short_switch_interval
 
 SCHEMA = "gardien.audit/v1"
 ZERO_MAC = bytes(32)
@@ -150,17 +150,11 @@ class _RowStream:
     def __init__(self, conn: Connection, inserter: ThreadPoolExecutor | None = None) -> None:
         self._raw: Any = cast(Any, conn.connection.dbapi_connection)
         self._insert = self._insert_sqlite if is_sqlite(conn) else self._copy_postgres
-        self._inserter = inserter
-        self._pending: Future[None] | None = None
+        self._inserts = OneInFlight(inserter)
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
         for start in range(0, len(rows), ROWS_PER_INSERT):
-            self._wait()
-            chunk = rows[start : start + ROWS_PER_INSERT]
-            if self._inserter is None:
-                self._insert(chunk)
-            else:
-                self._pending = self._inserter.submit(self._insert, chunk)
+            self._inserts.submit(self._insert, rows[start : start + ROWS_PER_INSERT])
 
     def _insert_sqlite(self, rows: list[tuple[Any, ...]]) -> None:
         params = tuple(chain.from_iterable(rows))
@@ -173,21 +167,13 @@ class _RowStream:
             for row in rows:
                 write_row(row)
 
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
     def close(self) -> None:
         """Wait until every row is written; raises what writing them raised."""
-        self._wait()
+        self._inserts.wait()
 
     def abort(self) -> None:
         """Stop writing: once this returns nothing runs on the connection; the caller rolls back."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            with contextlib.suppress(Exception):
-                pending.result()
+        self._inserts.abandon()
 
 
 def _sqlite_time(rfc3339_text: str) -> str:
