@@ -26,6 +26,7 @@ from sqlalchemy import Engine, delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from gardien.audit import chunks
 from gardien.audit.canonical import canonical_bytes
 from gardien.audit.checkpoint import Checkpoint, Note, NoteSigner, sign_note
 from gardien.audit.merkle import CompactRange
@@ -306,6 +307,29 @@ def test_tampering_found_alike_by_one_or_two_processes(
     report = verify_directly(runtime, org, workers=workers, chunk=256)
     assert report.status == "tampered"
     assert [(f.seq, f.kind) for f in report.findings] == [(70, "content_mismatch"), (size, "checkpoint_signature")]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7])
+def test_where_the_read_slices_fall_changes_no_finding(
+    runtime: Runtime, ledger: Ledger, org: str, batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk is read in slices of BATCH events (two in flight on PostgreSQL); tampering at, before
+    and after slice boundaries is found exactly as when the whole chunk fits in one slice."""
+    _sealed_ledger(ledger, org)
+    with tampering(runtime.engine) as conn:
+        conn.execute(update(EVENTS).where(_at(org, 70)).values(actor_id="u-innocent"))
+        conn.execute(update(EVENTS).where(_at(org, 71)).values(module="elsewhere"))
+        conn.execute(delete(EVENTS).where(_at(org, 500)))
+    whole = verify_directly(runtime, org, workers=1, chunk=256)
+    assert [(f.seq, f.kind) for f in whole.findings][:3] == [
+        (70, "content_mismatch"),
+        (71, "content_mismatch"),
+        (500, "missing_event"),
+    ]
+    monkeypatch.setattr(chunks, "BATCH", batch)
+    sliced = verify_directly(runtime, org, workers=1, chunk=256)
+    assert sliced.findings == whole.findings
+    assert (sliced.status, sliced.events_checked, sliced.size) == (whole.status, whole.events_checked, whole.size)
 
 
 def test_filter_columns_with_characters_json_may_escape(ledger: Ledger, org: str) -> None:

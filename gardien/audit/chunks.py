@@ -15,12 +15,14 @@ from datetime import datetime
 from itertools import chain
 from typing import Any
 
+import msgspec
 import orjson
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.pool import NullPool
 
 from gardien.audit.merkle import CompactRange, parent_level
 from gardien.core.keyring import HmacKey
+from gardien.core.process import COLLECTOR_PAUSED
 
 MAX_FINDINGS = 50
 BATCH = 8192  # rows read at a time
@@ -30,6 +32,7 @@ ROW_SQL = (
     "SELECT seq, canonical, leaf_hash, mac, hmac_kid, {columns} FROM audit_events"
     " WHERE org_id = {p} AND seq >= {p} AND seq < {p} ORDER BY seq"
 )
+_LEAF_PREFIX = hashlib.sha256(b"\x00")  # copied per leaf: cheaper than concatenating the event
 MAC_SQL = "SELECT mac FROM audit_events WHERE org_id = {p} AND seq = {p}"
 
 
@@ -64,6 +67,34 @@ class ChunkResult:
             self.tampered.append((seq, kind, detail))
 
 
+class _Party(msgspec.Struct, gc=False):
+    type: str
+    id: str
+
+
+class _Sealed(msgspec.Struct, gc=False):
+    """The members of a sealed event that its row repeats. Decoding skips every other member
+    (changes, free fields, displays…) without building it: about half the time of a full parse,
+    the largest cost of checking a row. Types are strict (a seq of 5.0 or true is no int), so a
+    member of another type fails the decoding and the row disagrees."""
+
+    seq: int
+    org: str
+    schema: str
+    id: str
+    module: str
+    action: str
+    crud: str
+    outcome: str
+    actor: _Party
+    occurred_at: str
+    recorded_at: str
+    target: _Party | None = None
+
+
+_decode_sealed = msgspec.json.Decoder(_Sealed).decode
+
+
 def _sqlite_time(text: str) -> str:
     # Gardien stores SQLite times as "YYYY-MM-DD HH:MM:SS.ffffff"; the event says "…T…Z".
     return text[:10] + " " + text[11:26]
@@ -73,30 +104,30 @@ def _postgres_time(text: str) -> datetime:
     return datetime.fromisoformat(text[:26])
 
 
-def _sealed_columns(doc: dict[str, Any], time: Callable[[str], Any]) -> list[Any]:
+def _sealed_columns(event: _Sealed, time: Callable[[str], Any]) -> tuple[Any, ...]:
     """What the filter columns must hold, in COLUMNS order, as the driver returns them."""
-    actor = doc["actor"]
-    target = doc.get("target") or {}
-    return [
-        doc["id"],
-        doc["module"],
-        doc["action"],
-        doc["crud"],
-        doc["outcome"],
-        actor["type"],
-        actor["id"],
-        target.get("type"),
-        target.get("id"),
-        time(doc["occurred_at"]),
-        time(doc["recorded_at"]),
-    ]
+    actor = event.actor
+    target = event.target
+    return (
+        event.id,
+        event.module,
+        event.action,
+        event.crud,
+        event.outcome,
+        actor.type,
+        actor.id,
+        None if target is None else target.type,
+        None if target is None else target.id,
+        time(event.occurred_at),
+        time(event.recorded_at),
+    )
 
 
-def _same_columns(stored: list[Any], sealed: list[Any]) -> bool:
+def _same_columns(stored: tuple[Any, ...], sealed: tuple[Any, ...]) -> bool:
     return stored == sealed
 
 
-def _same_json_columns(stored: list[bytes], sealed: list[Any]) -> bool:
+def _same_json_columns(stored: tuple[bytes], sealed: tuple[Any, ...]) -> bool:
     # SQLite hands the columns over as one JSON array (one value to convert instead of eleven).
     # Equal texts are the fast answer; otherwise the array's values decide, exactly.
     return stored[0] == orjson.dumps(sealed) or orjson.loads(stored[0]) == sealed
@@ -118,16 +149,28 @@ def _batches(dbapi: Any, sqlite: bool, json_columns: bool, task: ChunkTask) -> I
             cursor.close()
         return
     # PostgreSQL: binary results (bytea as raw bytes, not hex text to encode and decode), read
-    # in slices of BATCH sequence numbers with a plain cursor: memory stays bounded, and a slice
-    # costs one round trip instead of a server-side cursor's DECLARE and FETCH.
-    cursor = dbapi.cursor(binary=True)
+    # in slices of BATCH sequence numbers with plain cursors: memory stays bounded, and a slice
+    # costs one round trip instead of a server-side cursor's DECLARE and FETCH. Two slices are
+    # in flight (pipeline mode): the server reads and sends the next slice while this process
+    # checks the current one, so most of its rows wait in the socket buffers instead of waking
+    # this process once per 8 KiB segment.
     sql = ROW_SQL.format(columns=COLUMNS, p="%s")
-    try:
-        for low in range(task.start, task.end, BATCH):
-            cursor.execute(sql, (task.org_id, low, min(low + BATCH, task.end)))
-            yield cursor.fetchall()
-    finally:
-        cursor.close()
+    slices = [(low, min(low + BATCH, task.end)) for low in range(task.start, task.end, BATCH)]
+    with dbapi.driver_connection.pipeline():
+        cursors = [dbapi.cursor(binary=True), dbapi.cursor(binary=True)]
+        try:
+            for index, (low, high) in enumerate(slices[:2]):
+                cursors[index].execute(sql, (task.org_id, low, high))
+            for index in range(len(slices)):
+                cursor = cursors[index % 2]
+                batch = cursor.fetchall()
+                if index + 2 < len(slices):
+                    low, high = slices[index + 2]
+                    cursor.execute(sql, (task.org_id, low, high))
+                yield batch
+        finally:
+            for cursor in cursors:
+                cursor.close()
 
 
 def _previous_mac(dbapi: Any, sqlite: bool, task: ChunkTask) -> bytes | None:
@@ -143,26 +186,29 @@ def _previous_mac(dbapi: Any, sqlite: bool, task: ChunkTask) -> bytes | None:
 
 
 def verify_chunk(engine: Engine, task: ChunkTask) -> ChunkResult:
-    if engine.dialect.name != "sqlite":
-        return _verify_rows(engine, task, sqlite=False, json_columns=False)
-    try:
-        return _verify_rows(engine, task, sqlite=True, json_columns=True)
-    except sqlite3.OperationalError:
-        return _verify_rows(engine, task, sqlite=True, json_columns=False)
+    # Each batch's rows are containers that the cyclic collector would walk again and again
+    # while they live (about 4 % of the time); nothing the check makes forms a cycle.
+    with COLLECTOR_PAUSED:
+        if engine.dialect.name != "sqlite":
+            return _verify_rows(engine, task, sqlite=False, json_columns=False)
+        try:
+            return _verify_rows(engine, task, sqlite=True, json_columns=True)
+        except sqlite3.OperationalError:
+            return _verify_rows(engine, task, sqlite=True, json_columns=False)
 
 
 def _verify_rows(engine: Engine, task: ChunkTask, *, sqlite: bool, json_columns: bool) -> ChunkResult:
     time = _sqlite_time if sqlite else _postgres_time
     same_columns = _same_json_columns if json_columns else _same_columns
-    keys = {kid: HmacKey(kid, secret) for kid, secret in task.secrets.items()}
+    macs = {kid: HmacKey(kid, secret).digest for kid, secret in task.secrets.items()}
     result = ChunkResult(task.start, task.end)
     sizes = set(task.sizes)
     leaves: list[bytes] = []
     append = leaves.append
     org_id = task.org_id
     schema = task.schema
-    sha256 = hashlib.sha256
-    loads = orjson.loads
+    hash_leaf = _LEAF_PREFIX.copy
+    decode = _decode_sealed
     dbapi = engine.raw_connection()
     try:
         prev_mac = _previous_mac(dbapi, sqlite, task)
@@ -170,31 +216,34 @@ def _verify_rows(engine: Engine, task: ChunkTask, *, sqlite: bool, json_columns:
         # Both drivers return bytes for the binary columns; a stored value of another type
         # compares unequal, or fails the hash.
         rows = chain.from_iterable(_batches(dbapi, sqlite, json_columns, task))
-        for seq, data, stored_leaf, mac, kid, *columns in rows:
+        for row in rows:
+            seq, data, stored_leaf, mac, kid = row[:5]
             if seq != expected:
                 result.tamper(expected, "missing_event", f"events {expected}..{seq - 1} are missing")
                 result.tree_ok = False
                 expected = seq
             expected += 1
-            leaf = sha256(b"\x00" + data).digest()
+            leaf_hash = hash_leaf()
+            leaf_hash.update(data)
+            leaf = leaf_hash.digest()
             try:
-                doc = loads(data)
+                event = decode(data)
                 agree = (
-                    doc["seq"] == seq
-                    and doc["org"] == org_id
-                    and doc["schema"] == schema
-                    and same_columns(columns, _sealed_columns(doc, time))
+                    event.seq == seq
+                    and event.org == org_id
+                    and event.schema == schema
+                    and same_columns(row[5:], _sealed_columns(event, time))
                 )
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (msgspec.DecodeError, ValueError, TypeError):
                 agree = False
             if not agree:
                 result.tamper(seq, "content_mismatch", "the stored columns disagree with the sealed event")
             if stored_leaf != leaf:
                 result.tamper(seq, "leaf_mismatch", "the stored leaf hash is not the hash of the event")
-            key = keys.get(kid)
-            if key is None:
+            mac_of = macs.get(kid)
+            if mac_of is None:
                 result.missing_kids.setdefault(kid, seq)
-            elif prev_mac is None or key.digest(prev_mac + leaf) != mac:
+            elif prev_mac is None or mac_of(prev_mac + leaf) != mac:
                 result.tamper(seq, "mac_mismatch", f"the MAC chain breaks at event {seq}")
             prev_mac = mac
             append(leaf)

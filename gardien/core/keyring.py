@@ -43,13 +43,14 @@ class HmacKey:
         self.secret = secret
         block = secret.ljust(64, b"\0") if len(secret) <= 64 else hashlib.sha256(secret).digest()
         block = block.ljust(64, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        # The padded states' bound copy methods: a fresh state per message, one lookup fewer.
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block)).copy
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block)).copy
 
     def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
+        inner = self._inner()
         inner.update(message)
-        outer = self._outer.copy()
+        outer = self._outer()
         outer.update(inner.digest())
         return outer.digest()
 
