@@ -346,6 +346,45 @@ def test_filter_columns_with_characters_json_may_escape(ledger: Ledger, org: str
     assert report.status == "ok", report
 
 
+def test_filter_values_shifted_across_a_separator_held_by_the_event(ledger: Ledger, runtime: Runtime, org: str) -> None:
+    """PostgreSQL compares the filter columns as one text joined with U+001F separators. An event
+    whose actor id holds that separator would let a shifted split of the same text pass; such
+    events are compared column by column, so the shift is caught (on SQLite the JSON array is
+    compared value by value anyway)."""
+    ledger.append_batch(org, [sample_event(actor={"type": "user", "id": "u-1\x1fartist"}) for _ in range(3)])
+    ledger.checkpoint_now(org)
+    assert ledger.verify(org).status == "ok"
+    with tampering(runtime.engine) as conn:
+        row = conn.execute(select(EVENTS.c.target_type, EVENTS.c.target_id).where(_at(org, 1))).one()
+        assert row.target_type is not None
+        # Same joined text: "…\x1fu-1\x1fartist\x1f<type>…" read as actor id "u-1" and target type "artist\x1f<type>".
+        conn.execute(
+            update(EVENTS).where(_at(org, 1)).values(actor_id="u-1", target_type="artist\x1f" + row.target_type)
+        )
+    report = ledger.verify(org)
+    _assert_tampered(report, 1, "content_mismatch")
+    assert [(f.seq, f.kind) for f in report.findings] == [(1, "content_mismatch")]
+
+
+def test_required_filter_column_set_to_null(ledger: Ledger, runtime: Runtime, org: str) -> None:
+    """A NULL in a NOT NULL column (after dropping the constraint) makes the joined text NULL."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's NOT NULL cannot be dropped; the JSON array compares null anyway")
+    _sealed_ledger(ledger, org, count=40)
+    with tampering(runtime.engine) as conn:
+        module = conn.execute(select(EVENTS.c.module).where(_at(org, 7))).scalar_one()
+        conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN module DROP NOT NULL")
+        conn.execute(update(EVENTS).where(_at(org, 7)).values(module=None))
+    try:
+        report = ledger.verify(org)
+        _assert_tampered(report, 7, "content_mismatch")
+        assert [(f.seq, f.kind) for f in report.findings] == [(7, "content_mismatch")]
+    finally:
+        with tampering(runtime.engine) as conn:
+            conn.execute(update(EVENTS).where(_at(org, 7)).values(module=module))
+            conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN module SET NOT NULL")
+
+
 def test_deleted_row(ledger: Ledger, runtime: Runtime, org: str) -> None:
     size = _sealed_ledger(ledger, org)
     seq = 900

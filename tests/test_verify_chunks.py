@@ -36,6 +36,6 @@ def test_chunk_must_be_a_power_of_two(runtime: Runtime, org: str) -> None:
 
 def test_sqlite_columns_compare_as_json_values_not_only_as_text() -> None:
     # The escapes SQLite's json_array writes may differ from orjson's; the values decide.
-    assert _same_json_columns([b'["\\u0041",null,"\\u00e9"]'], ["A", None, "é"])
-    assert not _same_json_columns([b'["B",null,"\\u00e9"]'], ["A", None, "é"])
-    assert not _same_json_columns([b'["A",null,1]'], ["A", None, "1"])
+    assert _same_json_columns(b'["\\u0041",null,"\\u00e9"]', ("A", None, "é"))
+    assert not _same_json_columns(b'["B",null,"\\u00e9"]', ("A", None, "é"))
+    assert not _same_json_columns(b'["A",null,1]', ("A", None, "1"))
