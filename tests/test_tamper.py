@@ -287,6 +287,52 @@ def test_indexed_column_stored_as_a_blob(ledger: Ledger, runtime: Runtime, org: 
     assert [(f.seq, f.kind) for f in report.findings] == [(seq, "content_mismatch")]
 
 
+@pytest.mark.parametrize("column", ["canonical", "leaf_hash", "mac", "hmac_kid"])
+def test_sealed_column_stored_with_another_type(ledger: Ledger, runtime: Runtime, org: str, column: str) -> None:
+    """SQLite lets a BLOB column hold TEXT (here of bytes that are no UTF-8) and a TEXT column a
+    BLOB: verify reports the row, it does not fail to read it."""
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL columns are typed")
+    _sealed_ledger(ledger, org, count=40)
+    other = "BLOB" if column == "hmac_kid" else "TEXT"
+    with tampering(runtime.engine) as conn:
+        conn.execute(update(EVENTS).where(_at(org, 7)).values({column: text(f"CAST({column} AS {other})")}))
+    report = ledger.verify(org)
+    _assert_tampered(report, 7, "content_mismatch")
+    assert [(f.seq, f.kind) for f in report.findings] == [(7, "content_mismatch")]
+
+
+def test_filter_column_holding_bytes_that_are_no_utf8(ledger: Ledger, runtime: Runtime, org: str) -> None:
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL refuses text that is not UTF-8")
+    _sealed_ledger(ledger, org, count=40)
+    with tampering(runtime.engine) as conn:
+        conn.execute(update(EVENTS).where(_at(org, 7)).values(actor_id=text("CAST(X'75ff2d31' AS TEXT)")))
+        conn.execute(update(EVENTS).where(_at(org, 9)).values(module=text("CAST(module AS BLOB)")))
+    report = ledger.verify(org)
+    _assert_tampered(report, 7, "content_mismatch")
+    assert [(f.seq, f.kind) for f in report.findings] == [(7, "content_mismatch"), (9, "content_mismatch")]
+
+
+def test_sealed_event_set_to_null(ledger: Ledger, runtime: Runtime, org: str) -> None:
+    """A NULL event (after dropping NOT NULL) is reported, not hashed as if it were bytes."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's NOT NULL cannot be dropped")
+    _sealed_ledger(ledger, org, count=40)
+    with tampering(runtime.engine) as conn:
+        canonical = conn.execute(select(EVENTS.c.canonical).where(_at(org, 7))).scalar_one()
+        conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN canonical DROP NOT NULL")
+        conn.execute(update(EVENTS).where(_at(org, 7)).values(canonical=None))
+    try:
+        report = ledger.verify(org)
+        _assert_tampered(report, 7, "content_mismatch")
+        assert {"content_mismatch", "leaf_mismatch", "mac_mismatch"} <= _kinds_at(report, 7)
+    finally:
+        with tampering(runtime.engine) as conn:
+            conn.execute(update(EVENTS).where(_at(org, 7)).values(canonical=canonical))
+            conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN canonical SET NOT NULL")
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_tampering_found_alike_by_one_or_two_processes(
     runtime: Runtime, ledger: Ledger, org: str, workers: int

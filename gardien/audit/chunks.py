@@ -29,12 +29,18 @@ BATCH = 4096  # rows read at a time
 # The filter columns, in the order of _sealed_columns.
 COLUMNS = "id, module, action, crud, outcome, actor_type, actor_id, target_type, target_id, occurred_at, recorded_at"
 ROW_SQL = (
-    "SELECT seq, canonical, leaf_hash, mac, hmac_kid, {columns} FROM audit_events"
-    " WHERE org_id = {p} AND seq >= {p} AND seq < {p} ORDER BY seq"
+    "SELECT seq, {sealed}, {columns} FROM audit_events WHERE org_id = {p} AND seq >= {p} AND seq < {p} ORDER BY seq"
 )
+# The four columns after seq that the hashes and the MAC chain check. SQLite lets any column hold
+# a value of any type: there they are read as bytes whatever they hold (a text of invalid UTF-8
+# would fail the read), and the column check compares their types (SQLITE_TYPES).
+POSTGRES_SEALED = "canonical, leaf_hash, mac, hmac_kid"
+SQLITE_SEALED = "CAST(canonical AS BLOB), CAST(leaf_hash AS BLOB), CAST(mac AS BLOB), CAST(hmac_kid AS BLOB)"
+SQLITE_TYPES = "typeof(canonical), typeof(leaf_hash), typeof(mac), typeof(hmac_kid)"
+SEALED_TYPES = ("blob", "blob", "blob", "text")
 _LEAF_PREFIX = hashlib.sha256(b"\x00")  # copied per leaf: cheaper than concatenating the event
-ROW_SQL_ONE = "SELECT {columns} FROM audit_events WHERE org_id = %s AND seq = %s"
-MAC_SQL = "SELECT mac FROM audit_events WHERE org_id = {p} AND seq = {p}"
+ONE_ROW_SQL = "SELECT {columns} FROM audit_events WHERE org_id = %s AND seq = %s"  # PostgreSQL
+MAC_SQL = "SELECT {mac} FROM audit_events WHERE org_id = {p} AND seq = {p}"
 
 
 @dataclass
@@ -130,12 +136,22 @@ ColumnCheck = Callable[[tuple[Any, ...], _Sealed], bool]
 
 
 def _plain_columns(row: tuple[Any, ...], event: _Sealed) -> bool:
-    return row[5:] == _sealed_columns(event, _sqlite_time)
+    # Each text column as its bytes and its type (SQLITE_PLAIN_COLUMNS): nothing it holds can fail
+    # the read, and a BLOB of the right bytes is still told apart from the text.
+    expected: list[Any] = []
+    for value in _sealed_columns(event, _sqlite_time):
+        expected += (None, "null") if value is None else (value.encode(), "text")
+    return list(row[5:]) == [*expected, *SEALED_TYPES]
+
+
+SQLITE_PLAIN_COLUMNS = ", ".join(f"CAST({c} AS BLOB), typeof({c})" for c in COLUMNS.split(", ")) + f", {SQLITE_TYPES}"
+SQLITE_JSON_COLUMNS = f"CAST(json_array({COLUMNS}, {SQLITE_TYPES}) AS BLOB)"
 
 
 def _json_columns(row: tuple[Any, ...], event: _Sealed) -> bool:
-    # SQLite hands the columns over as one JSON array (one value to convert instead of eleven).
-    return _same_json_columns(row[5], _sealed_columns(event, _sqlite_time))
+    # SQLite hands the columns over as one JSON array (one value to convert instead of eleven),
+    # followed by the types of the sealed columns.
+    return _same_json_columns(row[5], (*_sealed_columns(event, _sqlite_time), *SEALED_TYPES))
 
 
 def _same_json_columns(stored: bytes, sealed: tuple[Any, ...]) -> bool:
@@ -181,7 +197,7 @@ class _ExactColumns:
             self._dbapi = self._engine.raw_connection()
         cursor = self._dbapi.cursor(binary=True)
         try:
-            cursor.execute(ROW_SQL_ONE.format(columns=COLUMNS), (self._org_id, row[0]))
+            cursor.execute(ONE_ROW_SQL.format(columns=COLUMNS), (self._org_id, row[0]))
             stored = cursor.fetchone()
         finally:
             cursor.close()
@@ -217,15 +233,12 @@ def _postgres_columns(exact: ColumnCheck) -> ColumnCheck:
     return check
 
 
-def _batches(dbapi: Any, sqlite: bool, json_columns: bool, task: ChunkTask) -> Iterator[list[tuple[Any, ...]]]:
+def _batches(dbapi: Any, sqlite: bool, columns: str, task: ChunkTask) -> Iterator[list[tuple[Any, ...]]]:
     params = (task.org_id, task.start, task.end)
     if sqlite:
-        # json_array refuses a BLOB, which only tampering puts in a text column: the caller
-        # then reads the chunk again column by column.
-        columns = f"CAST(json_array({COLUMNS}) AS BLOB)" if json_columns else COLUMNS
         cursor = dbapi.cursor()
         cursor.arraysize = BATCH
-        cursor.execute(ROW_SQL.format(columns=columns, p="?"), params)
+        cursor.execute(ROW_SQL.format(sealed=SQLITE_SEALED, columns=columns, p="?"), params)
         try:
             while batch := cursor.fetchmany(BATCH):
                 yield batch
@@ -238,7 +251,7 @@ def _batches(dbapi: Any, sqlite: bool, json_columns: bool, task: ChunkTask) -> I
     # in flight (pipeline mode): the server reads and sends the next slice while this process
     # checks the current one, so most of its rows wait in the socket buffers instead of waking
     # this process once per 8 KiB segment.
-    sql = ROW_SQL.format(columns=POSTGRES_COLUMNS, p="%s")
+    sql = ROW_SQL.format(sealed=POSTGRES_SEALED, columns=columns, p="%s")
     slices = [(low, min(low + BATCH, task.end)) for low in range(task.start, task.end, BATCH)]
     with dbapi.driver_connection.pipeline():
         cursors = [dbapi.cursor(binary=True), dbapi.cursor(binary=True)]
@@ -262,7 +275,8 @@ def _previous_mac(dbapi: Any, sqlite: bool, task: ChunkTask) -> bytes | None:
         return task.anchor_mac
     cursor = dbapi.cursor()
     try:
-        cursor.execute(MAC_SQL.format(p="?" if sqlite else "%s"), (task.org_id, task.start - 1))
+        sql = MAC_SQL.format(mac="CAST(mac AS BLOB)", p="?") if sqlite else MAC_SQL.format(mac="mac", p="%s")
+        cursor.execute(sql, (task.org_id, task.start - 1))
         row = cursor.fetchone()
     finally:
         cursor.close()
@@ -276,19 +290,23 @@ def verify_chunk(engine: Engine, task: ChunkTask) -> ChunkResult:
         if engine.dialect.name != "sqlite":
             exact = _ExactColumns(engine, task.org_id)
             try:
-                return _verify_rows(engine, task, sqlite=False, json_columns=False, columns=_postgres_columns(exact))
+                return _verify_rows(engine, task, POSTGRES_COLUMNS, _postgres_columns(exact))
             finally:
                 exact.close()
         try:
-            return _verify_rows(engine, task, sqlite=True, json_columns=True, columns=_json_columns)
+            return _verify_rows(engine, task, SQLITE_JSON_COLUMNS, _json_columns)
         except sqlite3.OperationalError:
-            return _verify_rows(engine, task, sqlite=True, json_columns=False, columns=_plain_columns)
+            # json_array refuses a BLOB, which only tampering puts in a text column: the chunk
+            # is then read again column by column.
+            return _verify_rows(engine, task, SQLITE_PLAIN_COLUMNS, _plain_columns)
 
 
-def _verify_rows(
-    engine: Engine, task: ChunkTask, *, sqlite: bool, json_columns: bool, columns: ColumnCheck
-) -> ChunkResult:
-    macs = {kid: HmacKey(kid, secret).digest for kid, secret in task.secrets.items()}
+def _verify_rows(engine: Engine, task: ChunkTask, columns_sql: str, columns: ColumnCheck) -> ChunkResult:
+    """Check each row of the chunk: `columns_sql` says what is read after the five sealed columns,
+    `columns` compares that with the event."""
+    sqlite = engine.dialect.name == "sqlite"
+    # SQLite reads key ids as bytes (SQLITE_SEALED).
+    macs = {kid.encode() if sqlite else kid: HmacKey(kid, secret).digest for kid, secret in task.secrets.items()}
     result = ChunkResult(task.start, task.end)
     sizes = set(task.sizes)
     leaves: list[bytes] = []
@@ -303,7 +321,7 @@ def _verify_rows(
         expected = task.start
         # Both drivers return bytes for the binary columns; a stored value of another type
         # compares unequal, or fails the hash.
-        rows = chain.from_iterable(_batches(dbapi, sqlite, json_columns, task))
+        rows = chain.from_iterable(_batches(dbapi, sqlite, columns_sql, task))
         for row in rows:
             seq, data, stored_leaf, mac, kid = row[:5]
             if seq != expected:
@@ -312,7 +330,10 @@ def _verify_rows(
                 expected = seq
             expected += 1
             leaf_hash = hash_leaf()
-            leaf_hash.update(data)
+            try:
+                leaf_hash.update(data)
+            except TypeError:  # NULL: only tampering (dropping NOT NULL) stores one
+                data = b""
             leaf = leaf_hash.digest()
             try:
                 event = decode(data)
@@ -325,7 +346,8 @@ def _verify_rows(
                 result.tamper(seq, "leaf_mismatch", "the stored leaf hash is not the hash of the event")
             mac_of = macs.get(kid)
             if mac_of is None:
-                result.missing_kids.setdefault(kid, seq)
+                name = kid.decode("utf-8", "replace") if isinstance(kid, bytes) else str(kid)
+                result.missing_kids.setdefault(name, seq)
             elif prev_mac is None or mac_of(prev_mac + leaf) != mac:
                 result.tamper(seq, "mac_mismatch", f"the MAC chain breaks at event {seq}")
             prev_mac = mac
