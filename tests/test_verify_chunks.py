@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from gardien.audit.chunks import _same_json_columns
@@ -39,3 +41,27 @@ def test_sqlite_columns_compare_as_json_values_not_only_as_text() -> None:
     assert _same_json_columns(b'["\\u0041",null,"\\u00e9"]', ("A", None, "é"))
     assert not _same_json_columns(b'["B",null,"\\u00e9"]', ("A", None, "é"))
     assert not _same_json_columns(b'["A",null,1]', ("A", None, "1"))
+
+
+def test_worker_processes_close_their_connections(runtime: Runtime, ledger: Ledger, org: str) -> None:
+    """A worker keeps one connection for all its chunks; none outlives the verification."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("connections are counted in pg_stat_activity")
+    ledger.append_batch(org, [sample_event(fields={"n": i}) for i in range(300)])
+    ledger.checkpoint_now(org)
+
+    def others() -> int:
+        with runtime.engine.connect() as conn:
+            return int(
+                conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                ).scalar_one()
+            )
+
+    before = others()
+    assert _verify(runtime, org, workers=2, chunk=64)[:2] == ("ok", 300)
+    deadline = time.monotonic() + 5
+    while others() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert others() == before

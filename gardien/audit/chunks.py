@@ -8,6 +8,7 @@ and that start is part of every first verification's time.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing.util
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,6 @@ from typing import Any
 import msgspec
 import orjson
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.pool import NullPool
 
 from gardien.audit.merkle import CompactRange, parent_level
 from gardien.core.keyring import HmacKey
@@ -402,5 +402,9 @@ _worker_engines: dict[str, Engine] = {}
 def verify_chunk_in_worker(task: ChunkTask) -> ChunkResult:
     engine = _worker_engines.get(task.url)
     if engine is None:
-        engine = _worker_engines[task.url] = create_engine(task.url, poolclass=NullPool)
+        # One connection for all the chunks this process verifies (and one more for _ExactColumns):
+        # each new PostgreSQL connection costs the server a process and a few ms of CPU. They
+        # are closed when the process ends, by multiprocessing's exit handlers.
+        engine = _worker_engines[task.url] = create_engine(task.url, pool_size=1, max_overflow=1)
+        multiprocessing.util.Finalize(engine, engine.dispose, exitpriority=10)
     return verify_chunk(engine, task)
