@@ -176,6 +176,22 @@ def _checkpoint_sizes(engine: Engine, org: str) -> list[int]:
         return sorted(conn.execute(select(CHECKPOINTS.c.size).where(CHECKPOINTS.c.org_id == org)).scalars().all())
 
 
+@contextmanager
+def _set_to_null(engine: Engine, org: str, seq: int, column: str) -> Iterator[None]:
+    """PostgreSQL: drop the column's NOT NULL and set it to NULL in one event for the block, then
+    put the value and the constraint back, so no other test sees the changed schema."""
+    with tampering(engine) as conn:
+        value = conn.execute(select(EVENTS.c[column]).where(_at(org, seq))).scalar_one()
+        conn.exec_driver_sql(f"ALTER TABLE audit_events ALTER COLUMN {column} DROP NOT NULL")
+        conn.execute(update(EVENTS).where(_at(org, seq)).values({column: None}))
+    try:
+        yield
+    finally:
+        with tampering(engine) as conn:
+            conn.execute(update(EVENTS).where(_at(org, seq)).values({column: value}))
+            conn.exec_driver_sql(f"ALTER TABLE audit_events ALTER COLUMN {column} SET NOT NULL")
+
+
 def _kinds_at(report: VerifyReport, seq: int) -> set[str]:
     return {f.kind for f in report.findings if f.seq == seq}
 
@@ -321,18 +337,10 @@ def test_sealed_event_set_to_null(ledger: Ledger, runtime: Runtime, org: str) ->
     if runtime.engine.dialect.name != "postgresql":
         pytest.skip("SQLite's NOT NULL cannot be dropped")
     _sealed_ledger(ledger, org, count=40)
-    with tampering(runtime.engine) as conn:
-        canonical = conn.execute(select(EVENTS.c.canonical).where(_at(org, 7))).scalar_one()
-        conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN canonical DROP NOT NULL")
-        conn.execute(update(EVENTS).where(_at(org, 7)).values(canonical=None))
-    try:
+    with _set_to_null(runtime.engine, org, 7, "canonical"):
         report = ledger.verify(org)
         _assert_tampered(report, 7, "content_mismatch")
         assert {"content_mismatch", "leaf_mismatch", "mac_mismatch"} <= _kinds_at(report, 7)
-    finally:
-        with tampering(runtime.engine) as conn:
-            conn.execute(update(EVENTS).where(_at(org, 7)).values(canonical=canonical))
-            conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN canonical SET NOT NULL")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -419,18 +427,10 @@ def test_required_filter_column_set_to_null(ledger: Ledger, runtime: Runtime, or
     if runtime.engine.dialect.name != "postgresql":
         pytest.skip("SQLite's NOT NULL cannot be dropped; the JSON array compares null anyway")
     _sealed_ledger(ledger, org, count=40)
-    with tampering(runtime.engine) as conn:
-        module = conn.execute(select(EVENTS.c.module).where(_at(org, 7))).scalar_one()
-        conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN module DROP NOT NULL")
-        conn.execute(update(EVENTS).where(_at(org, 7)).values(module=None))
-    try:
+    with _set_to_null(runtime.engine, org, 7, "module"):
         report = ledger.verify(org)
         _assert_tampered(report, 7, "content_mismatch")
         assert [(f.seq, f.kind) for f in report.findings] == [(7, "content_mismatch")]
-    finally:
-        with tampering(runtime.engine) as conn:
-            conn.execute(update(EVENTS).where(_at(org, 7)).values(module=module))
-            conn.exec_driver_sql("ALTER TABLE audit_events ALTER COLUMN module SET NOT NULL")
 
 
 def test_deleted_row(ledger: Ledger, runtime: Runtime, org: str) -> None:
